@@ -172,9 +172,11 @@ class Txn:
     reason: Reason | None = None
     ended_by: Actor | None = None
     ended_wall_s: float | None = None
-    # Filled in when a rollback begins, before anything is touched, so recovery resumes the same plan.
+    # Set when a rollback begins, before anything is touched, so recovery resumes the same plan.
     bounce: Mapping[str, Any] | None = None
-    archive: str | None = None  # id of the archived pre-rollback manifest
+    stage: str = (
+        ""  # rollback progress: "" -> "down" -> "files" -> "up" (skip done stages on resume)
+    )
     results: tuple[StepResult, ...] = ()
     errors: tuple[str, ...] = ()
     policy: Mapping[str, Any] | None = None  # confirm policy (probes), set by the remote issue
@@ -249,7 +251,9 @@ def manifest_to_json(m: Manifest) -> dict[str, Any]:
 def manifest_from_json(d: Mapping[str, Any]) -> Manifest:
     return Manifest(
         files=tuple(file_from_json(f) for f in d["files"]),
-        skipped=tuple(Skipped(PurePosixPath(s["path"]), str(s["why"])) for s in d.get("skipped", [])),
+        skipped=tuple(
+            Skipped(PurePosixPath(s["path"]), str(s["why"])) for s in d.get("skipped", [])
+        ),
     )
 
 
@@ -269,7 +273,7 @@ def txn_to_json(t: Txn) -> dict[str, Any]:
         "ended_by": _actor_to_json(t.ended_by) if t.ended_by else None,
         "ended_wall_s": t.ended_wall_s,
         "bounce": dict(t.bounce) if t.bounce is not None else None,
-        "archive": t.archive,
+        "stage": t.stage,
         "results": [dataclasses.asdict(r) for r in t.results],
         "errors": list(t.errors),
         "policy": dict(t.policy) if t.policy is not None else None,
@@ -298,7 +302,7 @@ def txn_from_json(d: Mapping[str, Any]) -> Txn:
         ended_by=_actor_from_json(d["ended_by"]) if d.get("ended_by") else None,
         ended_wall_s=d.get("ended_wall_s"),
         bounce=d.get("bounce"),
-        archive=d.get("archive"),
+        stage=str(d.get("stage", "")),
         results=tuple(StepResult(**r) for r in d.get("results", [])),
         errors=tuple(str(e) for e in d.get("errors", [])),
         policy=d.get("policy"),

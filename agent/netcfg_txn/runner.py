@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The only module that runs subprocesses. Everything else takes a ``Runner`` so tests can record."""
+"""The only module that runs subprocesses; the rest takes a ``Runner`` so tests can record calls."""
 
 from __future__ import annotations
 
@@ -63,3 +63,13 @@ def run(argv: Sequence[str], *, timeout_s: float = 60.0, check: bool = True) -> 
 def run_shell(command: str, *, timeout_s: float = 120.0, check: bool = True) -> Completed:
     """A user-configured hook line, run by /bin/sh (it may contain pipes or ``&&``)."""
     return run(["/bin/sh", "-c", command], timeout_s=timeout_s, check=check)
+
+
+def run_interactive(argv: Sequence[str]) -> int:
+    """The user's own command (``netcfg-txn try``): inherits the terminal, returns its exit code."""
+    log.debug("+ %s", shlex.join(argv))
+    try:
+        return subprocess.run(list(argv), check=False).returncode
+    except FileNotFoundError:
+        log.error("%s: command not found", argv[0])
+        return 127

@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The HTTP/JSON API: one aiohttp app served on the root-only Unix control socket and, when
+enabled, on a TLS TCP site for remote callers. Routes, authentication, and JSON envelopes only;
+all decisions live in the service (daemon) and engine.
+
+Envelopes: ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message", "hint"}}`` with
+the HTTP status of the error class. The ``code`` strings are the CLI's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from netcfg_txn import __version__
+from netcfg_txn.config import parse_duration
+from netcfg_txn.errors import BadRequest, InternalError, NetcfgTxnError, NotFound, NotPermitted
+from netcfg_txn.model import Actor
+
+log = logging.getLogger(__name__)
+
+API_VERSION = 1
+TOKEN_HEADER = "X-Netcfg-Txn-Token"
+CAPABILITIES = [
+    "start",
+    "arm",
+    "confirm",
+    "rollback",
+    "status",
+    "history",
+    "diff",
+    "idempotent-confirm",
+    "boot-rollback",
+    "crash-safe-snapshot",
+]
+
+RemoteAuth = Callable[[web.Request, str], Actor]
+
+
+class Service(Protocol):
+    """What the daemon offers the API. Every call is serialized and all-or-nothing (R48)."""
+
+    async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def arm(self, actor: Actor, txn_id: str | None, token: str | None,
+                  body: Mapping[str, Any]) -> dict[str, Any]: ...  # fmt: skip
+    async def confirm(
+        self, actor: Actor, txn_id: str | None, token: str | None
+    ) -> dict[str, Any]: ...
+    async def rollback(self, actor: Actor, txn_id: str | None, token: str | None,
+                       body: Mapping[str, Any]) -> dict[str, Any]: ...  # fmt: skip
+    async def status(self) -> dict[str, Any]: ...
+    async def get(self, txn_id: str) -> dict[str, Any]: ...
+    async def history(self, limit: int) -> dict[str, Any]: ...
+    async def diff(self) -> dict[str, Any]: ...
+    def capabilities(self) -> list[str]: ...
+
+
+# ------------------------------------------------------------------------------ request bodies
+
+_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "start": {
+        "timeout": (str, int, float),
+        "label": str,
+        "allow_pending": bool,
+        "probes": list,
+        "policy": str,
+        "arm": bool,
+        "fail_fast": bool,
+        "rounds": int,
+    },
+    "arm": {"timeout": (str, int, float), "force": bool},
+    "confirm": {},
+    "rollback": {"force": bool},
+}
+
+
+async def read_body(request: web.Request, op: str) -> dict[str, Any]:
+    """A JSON object with known fields of the right types, or BadRequest naming what is wrong."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("request body must be a JSON object")
+    allowed = _FIELDS[op]
+    for key, value in doc.items():
+        if key not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise BadRequest(f"unknown field {key!r} for {op} (known: {known})")
+        want = allowed[key]
+        if isinstance(value, bool) and want in (int, (str, int, float)):
+            raise BadRequest(f"field {key!r} has the wrong type")
+        if not isinstance(value, want):
+            raise BadRequest(f"field {key!r} has the wrong type")
+    if "timeout" in doc:
+        try:
+            doc["timeout_s"] = parse_duration(doc.pop("timeout"))
+        except (ValueError, OverflowError) as e:
+            raise BadRequest(f"field 'timeout': {e}") from None
+    if "label" in doc and len(doc["label"]) > 200:
+        raise BadRequest("field 'label' is longer than 200 characters")
+    return doc
+
+
+# ---------------------------------------------------------------------------------- identity
+
+
+def peer_credentials(request: web.Request) -> tuple[int, int, int] | None:
+    """(pid, uid, gid) of a Unix-socket client, or None for a TCP client."""
+    sock: socket.socket | None = (
+        request.transport.get_extra_info("socket") if request.transport else None
+    )
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def _command_of(pid: int) -> str | None:
+    try:
+        import psutil
+
+        return " ".join(psutil.Process(pid).cmdline())[:300] or None
+    except Exception:
+        return None
+
+
+def actor_for(request: web.Request, op: str) -> Actor:
+    creds = peer_credentials(request)
+    if creds is not None:
+        pid, uid, _gid = creds
+        if uid != 0 and op not in ("version",):
+            raise NotPermitted(f"only root may use the control socket (you are uid {uid})")
+        return Actor(kind="local", uid=uid, pid=pid, command=_command_of(pid))
+    auth: RemoteAuth | None = request.app.get("netcfg.remote_auth")
+    if auth is None:
+        raise NotPermitted("remote access is not enabled")
+    return auth(request, op)
+
+
+def _token(request: web.Request) -> str | None:
+    value = request.headers.get(TOKEN_HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 512:
+        raise BadRequest(f"{TOKEN_HEADER} is empty or too long")
+    return value
+
+
+def _txn_id(request: web.Request) -> str | None:
+    value = request.match_info["id"]
+    if value == "current":
+        return None
+    if len(value) > 64 or not all(c.isalnum() or c in "-_T" for c in value):
+        raise BadRequest("malformed transaction id")
+    return value
+
+
+# ------------------------------------------------------------------------------------ app
+
+
+def _ok(doc: Mapping[str, Any], status: int = 200) -> web.Response:
+    return web.json_response({"ok": True, **doc}, status=status)
+
+
+def _error(err: NetcfgTxnError) -> web.Response:
+    return web.json_response({"ok": False, "error": err.to_json()}, status=err.http_status)
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NetcfgTxnError as e:
+        return _error(e)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(BadRequest("request body too large"))
+    except web.HTTPNotFound:
+        return _error(NotFound(f"no such route: {request.method} {request.path}"))
+    except web.HTTPMethodNotAllowed:
+        return _error(BadRequest(f"method {request.method} not allowed on {request.path}"))
+    except web.HTTPException as e:
+        return _error(BadRequest(f"{e.status}: {e.reason}"))
+    except Exception:
+        log.exception("internal error serving %s %s (this is a bug)", request.method, request.path)
+        return _error(InternalError("internal error; see the daemon log"))
+
+
+def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=max_body)
+    routes = web.RouteTableDef()
+
+    @routes.get("/v1/version")
+    async def version(request: web.Request) -> web.Response:
+        return _ok(
+            {"version": __version__, "api": API_VERSION, "capabilities": service.capabilities()}
+        )
+
+    @routes.get("/v1/status")
+    async def status(request: web.Request) -> web.Response:
+        actor_for(request, "status")
+        return _ok(await service.status())
+
+    @routes.post("/v1/transactions")
+    async def start(request: web.Request) -> web.Response:
+        actor = actor_for(request, "start")
+        body = await read_body(request, "start")
+        return _ok(await service.start(actor, body), status=201)
+
+    @routes.get("/v1/transactions/{id}")
+    async def get(request: web.Request) -> web.Response:
+        actor_for(request, "status")
+        tid = _txn_id(request)
+        return _ok(await service.get(tid or "current"))
+
+    @routes.post("/v1/transactions/{id}/arm")
+    async def arm(request: web.Request) -> web.Response:
+        actor = actor_for(request, "arm")
+        body = await read_body(request, "arm")
+        if "timeout_s" not in body:
+            raise BadRequest("field 'timeout' is required for arm")
+        return _ok(await service.arm(actor, _txn_id(request), _token(request), body))
+
+    @routes.post("/v1/transactions/{id}/confirm")
+    async def confirm(request: web.Request) -> web.Response:
+        actor = actor_for(request, "confirm")
+        await read_body(request, "confirm")
+        return _ok(await service.confirm(actor, _txn_id(request), _token(request)))
+
+    @routes.post("/v1/transactions/{id}/rollback")
+    async def rollback(request: web.Request) -> web.Response:
+        actor = actor_for(request, "rollback")
+        body = await read_body(request, "rollback")
+        return _ok(await service.rollback(actor, _txn_id(request), _token(request), body))
+
+    @routes.get("/v1/history")
+    async def history(request: web.Request) -> web.Response:
+        actor_for(request, "status")
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            raise BadRequest("limit must be an integer") from None
+        if not 1 <= limit <= 1000:
+            raise BadRequest("limit must be between 1 and 1000")
+        return _ok(await service.history(limit))
+
+    @routes.get("/v1/diff")
+    async def diff(request: web.Request) -> web.Response:
+        actor_for(request, "status")
+        return _ok(await service.diff())
+
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,452 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""netcfg-txn: the command line. A thin client of the daemon (status, diff and boot-rollback also
+work without it). ``run()`` is the only place where exceptions become exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from netcfg_txn import __version__, client
+from netcfg_txn import config as configmod
+from netcfg_txn.errors import ExitCode, InternalError, NetcfgTxnError, Unavailable, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Output:
+    """stdout is data, stderr diagnostics. ``--json``: exactly one document on stdout."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def result(self, doc: dict[str, Any], human: str) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"ok": True, **doc}, indent=2, sort_keys=True))
+        elif human:
+            click.echo(human)
+
+    def error(self, e: NetcfgTxnError) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"ok": False, "error": e.to_json()}, indent=2, sort_keys=True))
+            return
+        click.echo(f"error: {e.message}", err=True)
+        if e.hint:
+            click.echo(f"hint: {e.hint}", err=True)
+
+    def info(self, text: str) -> None:
+        if not self.as_json:
+            click.echo(text, err=True)
+
+
+def when(wall_s: float | None) -> str:
+    if wall_s is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(wall_s))
+
+
+def duration_arg(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return configmod.parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+class Ctx:
+    def __init__(self, sock: str, as_json: bool, config: str | None, root: str, state: str | None):
+        self.sock = sock
+        self.out = Output(as_json)
+        self.config = Path(config) if config else configmod.DEFAULT_CONFIG
+        self.root = Path(root)
+        self.state_dir = Path(state) if state else None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             token: str | None = None) -> dict[str, Any]:  # fmt: skip
+        return client.call(self.sock, method, path, body, token=token)
+
+    def offline_engine(self) -> Any:
+        """The engine over the state dir, for commands that must work without the daemon."""
+        from netcfg_txn.clock import SystemClock
+        from netcfg_txn.engine import Engine
+        from netcfg_txn.netchoice import make_network
+
+        cfg = configmod.load(self.config, state_dir=self.state_dir)
+        return Engine(self.root, cfg, SystemClock(), make_network(cfg))
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--socket", "sock", default=str(configmod.DEFAULT_SOCKET), show_default=True,
+              envvar="NETCFG_TXN_SOCKET", help="Control socket of the daemon.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document.")
+@click.option("--config", default=None, help="Config file (offline commands).")
+@click.option("--root", default="/", hidden=True, help="Root of the managed system (tests).")
+@click.option("--state-dir", default=None, hidden=True, help="State directory (offline commands).")
+@click.version_option(__version__, prog_name="netcfg-txn")
+@click.pass_context
+def cli(ctx: click.Context, sock: str, as_json: bool, config: str | None, root: str,
+        state_dir: str | None) -> None:  # fmt: skip
+    """Make network configuration changes transactional.
+
+    \b
+    Typical session over SSH:
+      netcfg-txn start --timeout 5m     # snapshot the config, arm the dead-man timer
+      vi /etc/network/interfaces; ifreload -a
+      netcfg-txn commit                 # still connected? keep it.
+    If you lose the connection and cannot commit, the daemon restores the snapshot at the
+    deadline and bounces only the interfaces whose configuration changed. A crash or power cut
+    while a transaction is open is rolled back at boot, before networking starts.
+
+    \b
+    Exit codes: 0 ok, 1 failed, 2 usage, 66 no such open transaction, 69 daemon unavailable,
+    70 internal bug, 75 busy, 77 not permitted / bad token, 78 invalid config or pending edits.
+    """
+    ctx.obj = Ctx(sock, as_json, config, root, state_dir)
+
+
+def _txn_human(t: dict[str, Any]) -> str:
+    lines = [
+        f"transaction {t['id']}: {t['phase']}" + (f" ({t['label']})" if t.get("label") else "")
+    ]
+    lines.append(f"  started   {when(t.get('created_wall_s'))} by {t.get('actor')}")
+    if t["phase"] == "open":
+        left = t.get("remaining_s")
+        left_txt = configmod.format_duration(left) if left is not None else "?"
+        lines.append(f"  deadline  {when(t.get('deadline_wall_s'))} ({left_txt} left)")
+    lines.append(f"  files     {t.get('file_count', 0)} managed")
+    if t.get("reason"):
+        lines.append(f"  reason    {t['reason']}")
+    if t.get("interfaces"):
+        ifs = t["interfaces"]
+        lines.append("  interfaces " + ", ".join(f"{k}: {' '.join(v)}" for k, v in ifs.items()))
+    for r in t.get("results", []):
+        mark = "ok  " if r["ok"] else "FAIL"
+        lines.append(
+            f"  {mark} {r['action']:<9} {r['target']}"
+            + (f": {r['error']}" if r.get("error") else "")
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--timeout", help="Dead-man timeout: 90, 90s, 5m, 1h (default: [timer] default).")
+@click.option(
+    "--allow-pending", is_flag=True, help="Snapshot even if files changed outside a transaction."
+)
+@click.option("--label", default="", help="A note shown in status and history.")
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False), help="Also write the token here (0600)."
+)
+@pass_ctx
+def start(
+    c: Ctx, timeout: str | None, allow_pending: bool, label: str, token_file: str | None
+) -> None:
+    """Snapshot the managed files and arm the dead-man timer."""
+    body: dict[str, Any] = {"allow_pending": allow_pending, "label": label}
+    if timeout is not None:
+        body["timeout"] = timeout
+        duration_arg(timeout)
+    doc = c.call("POST", "/v1/transactions", body)
+    t = doc["transaction"]
+    if token_file:
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(doc["token"] + "\n")
+    human = (
+        f"Transaction {t['id']} started: {t['file_count']} files snapshotted.\n"
+        f"Deadline: {when(t['deadline_wall_s'])} (in {configmod.format_duration(t['timeout_s'])}). "
+        "Without a commit by then, the snapshot is restored.\n"
+        f"Token: {doc['token']}\n"
+        "  (remote callers need it; local root may commit without it)\n"
+        "Keep the change:  netcfg-txn commit\n"
+        "Undo it now:      netcfg-txn rollback"
+    )
+    c.out.result(doc, human)
+
+
+def _token_opts(f: Any) -> Any:
+    f = click.option("--id", "txn_id", help="Transaction id (default: the open one).")(f)
+    f = click.option("--token", envvar="NETCFG_TXN_TOKEN", help="The transaction's token.")(f)
+    return f
+
+
+def _path(txn_id: str | None, op: str) -> str:
+    return f"/v1/transactions/{txn_id or 'current'}/{op}"
+
+
+@cli.command()
+@_token_opts
+@pass_ctx
+def commit(c: Ctx, token: str | None, txn_id: str | None) -> None:
+    """Keep the change: drop the snapshot and disarm the timer (alias: confirm)."""
+    doc = c.call("POST", _path(txn_id, "confirm"), {}, token=token)
+    t = doc["transaction"]
+    msg = "already committed" if doc.get("already_committed") else "committed"
+    c.out.result(doc, f"Transaction {t['id']} {msg}.")
+
+
+cli.add_command(commit, "confirm")
+
+
+@cli.command()
+@_token_opts
+@click.option("--force", is_flag=True, help="Local root: roll back without the token (logged).")
+@pass_ctx
+def rollback(c: Ctx, token: str | None, txn_id: str | None, force: bool) -> None:
+    """Restore the snapshot now and bounce the interfaces whose configuration changed."""
+    doc = c.call("POST", _path(txn_id, "rollback"), {"force": force}, token=token)
+    c.out.result(doc, _txn_human(doc["transaction"]))
+
+
+@cli.command()
+@click.option("--timeout", required=True, help="New deadline = now + this (90s, 5m, 1h).")
+@click.option("--force", is_flag=True, help="Arm even a file set that was rolled back before.")
+@_token_opts
+@pass_ctx
+def extend(c: Ctx, timeout: str, force: bool, token: str | None, txn_id: str | None) -> None:
+    """Move the deadline (the only way it moves)."""
+    duration_arg(timeout)
+    doc = c.call("POST", _path(txn_id, "arm"), {"timeout": timeout, "force": force}, token=token)
+    t = doc["transaction"]
+    c.out.result(doc, f"Transaction {t['id']}: deadline now {when(t['deadline_wall_s'])}.")
+
+
+def _status_human(doc: dict[str, Any]) -> str:
+    lines = []
+    if doc["state"] == "idle":
+        lines.append("No transaction is open.")
+        if doc.get("pending"):
+            lines.append(
+                f"Edited outside a transaction since the last one ({len(doc['pending'])}):"
+            )
+            lines += [f"  {p}" for p in doc["pending"]]
+    else:
+        lines.append(_txn_human(doc["transaction"]))
+        if doc.get("edited"):
+            lines.append(f"  edited since the snapshot ({len(doc['edited'])}):")
+            lines += [f"    {p}" for p in doc["edited"]]
+    if last := doc.get("last"):
+        why = f" ({last['reason']})" if last.get("reason") else ""
+        lines.append(
+            f"Last: {last['id']} {last['outcome']}{why} at {when(last.get('ended_wall_s'))}"
+        )
+    if doc.get("last_error"):
+        lines.append(f"Last error: {doc['last_error']}")
+    if doc.get("offline"):
+        lines.append("(daemon not running: read from the state directory)")
+    return "\n".join(lines)
+
+
+@cli.command()
+@pass_ctx
+def status(c: Ctx) -> None:
+    """Open transaction, time left, edits and the last outcome. Works without the daemon."""
+    try:
+        doc = c.call("GET", "/v1/status")
+    except Unavailable:
+        doc = c.offline_engine().status()
+        doc["offline"] = True
+    c.out.result(doc, _status_human(doc))
+
+
+@cli.command()
+@pass_ctx
+def diff(c: Ctx) -> None:
+    """Unified diff of the managed files: snapshot -> now."""
+    try:
+        doc = c.call("GET", "/v1/diff")
+    except Unavailable:
+        doc = {"files": c.offline_engine().diff()}
+    parts = []
+    for f in doc["files"]:
+        parts.append(f.get("diff") or f"--- {f['path']}: {f['change']}: {f.get('detail', '')}\n")
+    c.out.result(doc, "".join(parts).rstrip("\n") or "No changes since the snapshot.")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@pass_ctx
+def history(c: Ctx, limit: int) -> None:
+    """Finished transactions, newest first."""
+    try:
+        doc = c.call("GET", f"/v1/history?limit={limit}")
+    except Unavailable:
+        doc = {"history": c.offline_engine().history(limit)}
+    lines = []
+    for h in doc["history"]:
+        why = f" ({h['reason']})" if h.get("reason") else ""
+        bounced = f"  bounced: {' '.join(h['bounced'])}" if h.get("bounced") else ""
+        lines.append(
+            f"{h['id']}  {h['phase']}{why}  ended {when(h.get('ended_wall_s'))}  "
+            f"files changed: {len(h.get('changed', []))}{bounced}"
+        )
+        for p in h.get("changed", [])[:20]:
+            lines.append(f"    {p}")
+        for e in h.get("errors", []):
+            lines.append(f"    error: {e}")
+    c.out.result(doc, "\n".join(lines) or "No finished transactions yet.")
+
+
+def _ask_keep(deadline_wall: float) -> bool | None:
+    """Countdown prompt on a TTY: True keep, False roll back, None out of time."""
+    sys.stderr.write("\n")
+    while True:
+        left = deadline_wall - time.time()
+        if left <= 0:
+            sys.stderr.write("\n")
+            return None
+        sys.stderr.write(f"\rKeep this configuration? [y/N] (rolls back in "
+                         f"{configmod.format_duration(left):>8}) ")  # fmt: skip
+        sys.stderr.flush()
+        ready, _, _ = select.select([sys.stdin], [], [], min(1.0, left))
+        if ready:
+            answer = sys.stdin.readline().strip().lower()
+            return answer in ("y", "yes")
+
+
+@cli.command(name="try", context_settings={"ignore_unknown_options": True})
+@click.option("--timeout", help="Dead-man timeout (default: [timer] default).")
+@click.option("--allow-pending", is_flag=True)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_ctx
+def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, ...]) -> None:
+    """Start, run COMMAND (e.g. 'ifreload -a'), then ask whether to keep the result.
+
+    Without a TTY the transaction stays armed and the command says how to confirm it.
+    If COMMAND fails, the snapshot is restored at once.
+    """
+    from netcfg_txn.runner import run_interactive
+
+    body: dict[str, Any] = {
+        "allow_pending": allow_pending,
+        "label": "try: " + " ".join(command)[:150],
+    }
+    if timeout is not None:
+        duration_arg(timeout)
+        body["timeout"] = timeout
+    doc = c.call("POST", "/v1/transactions", body)
+    t, token = doc["transaction"], doc["token"]
+    c.out.info(f"Transaction {t['id']} started; running: {' '.join(command)}")
+    rc = run_interactive(list(command))
+    if rc != 0:
+        c.out.info(f"command exited with {rc}: restoring the snapshot now")
+        back = c.call("POST", _path(t["id"], "rollback"), {}, token=token)
+        c.out.result({"command_exit": rc, **back}, _txn_human(back["transaction"]))
+        sys.exit(ExitCode.FAILURE)
+    if not sys.stdin.isatty() or c.out.as_json:
+        c.out.result(
+            {"transaction": t, "token": token, "command_exit": rc},
+            f"Transaction {t['id']} is armed until {when(t['deadline_wall_s'])}.\n"
+            f"Confirm with: netcfg-txn commit --id {t['id']}   (token: {token})",
+        )
+        return
+    keep = _ask_keep(t["deadline_wall_s"])
+    if keep is None:
+        c.out.result({"transaction": t}, "Out of time: the daemon is restoring the snapshot.")
+        return
+    if keep:
+        done = c.call("POST", _path(t["id"], "confirm"), {}, token=token)
+        c.out.result(done, f"Transaction {t['id']} committed.")
+    else:
+        done = c.call("POST", _path(t["id"], "rollback"), {}, token=token)
+        c.out.result(done, _txn_human(done["transaction"]))
+
+
+@cli.command("boot-rollback")
+@pass_ctx
+def boot_rollback(c: Ctx) -> None:
+    """Roll back a transaction left open by a crash or power loss (files only; no daemon).
+
+    Run by netcfg-txn-boot-rollback.service before networking starts. Exits 0 with nothing to do,
+    1 if a restore failed, 75 while the daemon holds the state lock.
+    """
+    from netcfg_txn import fsutil
+    from netcfg_txn.errors import Busy, Failed
+    from netcfg_txn.model import Phase
+
+    engine = c.offline_engine()
+    engine.store.ensure()
+    try:
+        fd = fsutil.take_lock(engine.store.lock_path)
+    except BlockingIOError:
+        raise Busy(f"netcfg-txnd is running (it holds {engine.store.lock_path})") from None
+    try:
+        before = engine.current()
+        rec = engine.recover(boot=True)
+    finally:
+        os.close(fd)
+    doc: dict[str, Any] = {"actions": list(rec.actions)}
+    entry = next(iter(engine.store.history(1)), None) if before is not None else None
+    if entry is not None and entry.txn.id == before.id:
+        from netcfg_txn.engine import public_txn
+
+        doc["transaction"] = public_txn(entry.txn, None, None)
+        if entry.txn.phase is Phase.FAILED:
+            raise Failed(
+                f"boot rollback of {entry.txn.id} failed: " + "; ".join(entry.txn.errors),
+                details=doc,
+            )
+    c.out.result(doc, "\n".join(rec.actions) or "Nothing to roll back.")
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@pass_ctx
+def config_show(c: Ctx) -> None:
+    """Print the effective configuration (all layers merged)."""
+    cfg = configmod.load(c.config, state_dir=c.state_dir)
+    doc = {"config": configmod.to_json(cfg)}
+    c.out.result(doc, json.dumps(doc["config"], indent=2))
+
+
+def _fail(out: Output, e: NetcfgTxnError) -> NoReturn:
+    out.error(e)
+    sys.exit(e.exit_code)
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    out = Output(as_json="--json" in args[: args.index("--") if "--" in args else len(args)])
+    try:
+        cli.main(args=args, prog_name="netcfg-txn", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help())
+        sys.exit(ExitCode.USAGE)
+    except click.UsageError as e:
+        if out.as_json:
+            _fail(out, UsageError(e.format_message()))
+        e.show()
+        sys.exit(ExitCode.USAGE)
+    except click.ClickException as e:
+        if out.as_json:
+            _fail(out, UsageError(e.format_message()))
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        sys.exit(ExitCode.FAILURE)
+    except NetcfgTxnError as e:
+        _fail(out, e)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        _fail(out, InternalError(f"internal error (this is a bug): {e}"))

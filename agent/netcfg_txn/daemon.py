@@ -1,0 +1,359 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""netcfg-txnd: one asyncio loop holding the dead-man timer, serving the API, pinging systemd.
+
+Every engine call runs in a worker thread under one asyncio lock, so the timer and the watchdog
+ping never starve while a snapshot or a rollback works. The deadline is checked before any request
+that takes the lock: a rollback that is due wins a tie with a late confirm (R34).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from netcfg_txn import __version__, sd
+from netcfg_txn import config as configmod
+from netcfg_txn.api import CAPABILITIES, make_app
+from netcfg_txn.clock import SystemClock
+from netcfg_txn.engine import Engine, public_txn
+from netcfg_txn.errors import Busy, ConfigError, ExitCode, NetcfgTxnError, NotFound
+from netcfg_txn.model import Actor, Phase, Reason, Txn
+from netcfg_txn.netchoice import make_network
+
+log = logging.getLogger("netcfg_txn.daemon")
+T = TypeVar("T")
+
+
+class Daemon:
+    """The asyncio shell around the engine; implements ``api.Service``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        notifier: sd.Notifier,
+        *,
+        config_path: Path | None = None,
+        reload: Callable[[], configmod.Config] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.notifier = notifier
+        self.lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._reload = reload
+        self._gen = 0  # bumped by the watcher and by every operation
+        self._status_cache: tuple[int, dict[str, Any]] | None = None
+        self.stopping = asyncio.Event()
+        self.deadline_fired_at: float | None = None  # loop time, for latency measurements
+
+    # ---------------------------------------------------------------------- serialization
+
+    async def _locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            await asyncio.wait_for(self.lock.acquire(), self.engine.cfg.lock_timeout_s)
+        except TimeoutError:
+            raise Busy(
+                f"the state lock was busy for {self.engine.cfg.lock_timeout_s:g}s "
+                "(a snapshot or rollback is running)",
+                hint="retry in a moment",
+            ) from None
+        try:
+            await asyncio.to_thread(self.engine.expire)  # rollback wins ties (R34)
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        finally:
+            self._gen += 1
+            self.lock.release()
+            self.rearm()
+
+    # ------------------------------------------------------------------------------ timer
+
+    def rearm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        t = self.engine.current()
+        self._notify_status(t)
+        if t is None or t.phase is not Phase.OPEN:
+            return
+        remaining = t.deadline.remaining_s(self.engine.clock.now())
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(remaining, lambda: loop.create_task(self._deadline()))
+
+    async def _deadline(self) -> None:
+        self.deadline_fired_at = asyncio.get_running_loop().time()
+        async with self.lock:
+            try:
+                done = await asyncio.to_thread(self.engine.expire)
+            except Exception:
+                log.exception("rollback on expiry failed (this is a bug)")
+                done = None
+            self._gen += 1
+        if done is None:
+            self.rearm()  # woke early (e.g. the clock drifted over a suspend): sleep again
+        else:
+            self._notify_status(None)
+
+    def _notify_status(self, t: Txn | None) -> None:
+        if t is None:
+            self.notifier.notify("STATUS=idle")
+            return
+        left = t.deadline.remaining_s(self.engine.clock.now())
+        self.notifier.notify(f"STATUS={t.phase.value} {t.id}, {left:.0f}s left")
+
+    def touched(self, path: PurePosixPath) -> None:
+        self._gen += 1
+        log.debug("managed path changed: %s", path)
+
+    # ---------------------------------------------------------------------------- service
+
+    def capabilities(self) -> list[str]:
+        return list(CAPABILITIES)
+
+    async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]:
+        policy = None
+        if body.get("probes") or body.get("policy", "manual") != "manual":
+            policy = {k: body[k] for k in ("probes", "policy", "fail_fast", "rounds") if k in body}
+        t, token = await self._locked(
+            self.engine.start,
+            actor,
+            timeout_s=body.get("timeout_s"),
+            allow_pending=bool(body.get("allow_pending", False)),
+            label=str(body.get("label", "")),
+            policy=policy,
+        )
+        return {"transaction": self._public(t), "token": token}
+
+    async def arm(
+        self, actor: Actor, txn_id: str | None, token: str | None, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        t = await self._locked(
+            self.engine.extend,
+            actor,
+            timeout_s=float(body["timeout_s"]),
+            txn_id=txn_id,
+            token=token,
+            force=bool(body.get("force", False)),
+        )
+        return {"transaction": self._public(t)}
+
+    async def confirm(self, actor: Actor, txn_id: str | None, token: str | None) -> dict[str, Any]:
+        t, already = await self._locked(self.engine.commit, actor, txn_id=txn_id, token=token)
+        return {"transaction": self._public(t), "already_committed": already}
+
+    async def rollback(
+        self, actor: Actor, txn_id: str | None, token: str | None, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        t = await self._locked(
+            self.engine.rollback,
+            actor,
+            txn_id=txn_id,
+            token=token,
+            force=bool(body.get("force", False)),
+            reason=Reason.MANUAL,
+        )
+        if t.errors:
+            from netcfg_txn.errors import Failed
+
+            raise Failed(
+                f"rollback of {t.id} finished with {len(t.errors)} failure(s): "
+                + "; ".join(t.errors),
+                details={"transaction": self._public(t)},
+            )
+        return {"transaction": self._public(t)}
+
+    async def status(self) -> dict[str, Any]:
+        cached = self._status_cache
+        t = self.engine.current()
+        if cached is not None and cached[0] == self._gen and not self.lock.locked():
+            doc = dict(cached[1])
+        elif self.lock.locked():
+            # A snapshot or rollback is running: answer from the record, without rescanning.
+            doc = {"state": t.phase.value if t else "idle", "busy": True}
+        else:
+            gen = self._gen
+            doc = await asyncio.to_thread(self.engine.status)
+            self._status_cache = (gen, doc)
+            doc = dict(doc)
+        if t is not None:
+            doc["transaction"] = self._public(t)
+        doc["daemon"] = {"pid": os.getpid(), "version": __version__}
+        return doc
+
+    async def get(self, txn_id: str) -> dict[str, Any]:
+        t = self.engine.current()
+        if t is not None and txn_id in ("current", t.id):
+            return {"transaction": self._public(t)}
+        for h in await asyncio.to_thread(self.engine.history, 1000):
+            if h["id"] == txn_id:
+                return {"transaction": h}
+        raise NotFound(f"no transaction {txn_id} (neither open nor in history)")
+
+    async def history(self, limit: int) -> dict[str, Any]:
+        return {"history": await asyncio.to_thread(self.engine.history, limit)}
+
+    async def diff(self) -> dict[str, Any]:
+        return {"files": await self._locked(self.engine.diff)}
+
+    def _public(self, t: Txn) -> dict[str, Any]:
+        now = self.engine.clock.now()
+        return public_txn(t, now.boot_id, now.boottime_s)
+
+    # ----------------------------------------------------------------------------- signals
+
+    async def reload_config(self) -> None:
+        self.notifier.notify("RELOADING=1")
+        try:
+            if self.engine.current() is not None:
+                log.error("configuration reload refused: a transaction is open; old config kept")
+                return
+            if self._reload is None:
+                return
+            try:
+                cfg = await asyncio.to_thread(self._reload)
+            except NetcfgTxnError as e:
+                log.error("configuration reload failed, old config kept: %s", e)
+                return
+            async with self.lock:
+                self.engine.cfg = cfg
+                self.engine.fileset = cfg.fileset
+                self.engine.network = make_network(cfg)
+            log.info("configuration reloaded from %s", ", ".join(cfg.sources) or "defaults")
+        finally:
+            self.notifier.notify("READY=1")
+
+
+def _bind_control(path: Path) -> socket.socket:
+    """The root-only control socket; a stale socket file is replaced, anything else is refused."""
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(path)
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
+        os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        s.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    s.listen(64)
+    return s
+
+
+async def serve(args: argparse.Namespace) -> int:
+    notifier = sd.notifier()
+    cfg_path = Path(args.config) if args.config else configmod.DEFAULT_CONFIG
+    state_dir = Path(args.state_dir) if args.state_dir else None
+
+    def load() -> configmod.Config:
+        return configmod.load(cfg_path, state_dir=state_dir)
+
+    cfg = load()
+    root = Path(args.root)
+    engine = Engine(root, cfg, SystemClock(), make_network(cfg))
+    engine.store.ensure()
+    from netcfg_txn import fsutil
+
+    try:
+        lock_fd = fsutil.take_lock(engine.store.lock_path)
+    except BlockingIOError:
+        raise Busy(f"another netcfg-txnd holds {engine.store.lock_path}") from None
+    daemon = Daemon(engine, notifier, config_path=cfg_path, reload=load)
+    recovery = await asyncio.to_thread(engine.recover, boot=False)
+    for action in recovery.actions:
+        log.info("recovery: %s", action)
+
+    loop = asyncio.get_running_loop()
+    from netcfg_txn.watch import Watcher
+
+    watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
+    try:
+        watcher.start()
+    except Exception as e:  # inotify limits: status still works, by rescanning
+        log.warning("cannot watch managed directories: %s", e)
+
+    app = make_app(daemon)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    fds = sd.listen_fds(os.environ, os.getpid())
+    if fds:
+        sock = socket.socket(fileno=fds[0])
+    else:
+        sock = _bind_control(Path(args.socket))
+    await web.SockSite(runner, sock).start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload_config()))
+
+    wd = sd.watchdog_interval_s(os.environ, os.getpid())
+    if wd:
+
+        def ping() -> None:
+            notifier.notify("WATCHDOG=1")  # from the loop itself: a wedged loop gets restarted
+            loop.call_later(wd, ping)
+
+        ping()
+    daemon.rearm()
+    notifier.notify("READY=1")
+    log.info("netcfg-txnd %s ready on %s (root %s, state %s)", __version__, args.socket, root,
+             cfg.state_dir)  # fmt: skip
+    await daemon.stopping.wait()
+    notifier.notify("STOPPING=1")
+    log.info("stopping; an open transaction stays armed on disk and resumes on restart")
+    watcher.stop()
+    await runner.cleanup()
+    if not fds:
+        with contextlib.suppress(OSError):
+            os.unlink(args.socket)
+    os.close(lock_fd)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="netcfg-txnd",
+        description="netcfg-txn daemon: holds the dead-man timer and serves the control API.",
+    )
+    p.add_argument("--config", help=f"config file (default {configmod.DEFAULT_CONFIG})")
+    p.add_argument("--root", default="/", help="root of the managed system (tests, sandboxes)")
+    p.add_argument("--state-dir", help="state directory (default: [state] dir)")
+    p.add_argument("--socket", default=str(configmod.DEFAULT_SOCKET), help="control socket path")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("SYSTEMD_LOG_LEVEL", "info").upper(),
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    p.add_argument("--version", action="version", version=f"netcfg-txnd {__version__}")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    sd.setup_logging("netcfg-txnd", args.log_level)
+    try:
+        rc = asyncio.run(serve(args))
+    except NetcfgTxnError as e:
+        log.error("%s%s", e.message, f" ({e.hint})" if e.hint else "")
+        rc = e.exit_code
+    except Exception:
+        log.exception("internal error (this is a bug)")
+        rc = ExitCode.SOFTWARE
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,579 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Feeds events to the pure state machine, persists the result, then runs its effects.
+
+Synchronous and single-threaded by contract: the daemon serializes calls (asyncio lock + a worker
+thread); ``boot-rollback`` calls it directly with no daemon. Recovery = read the persisted phase
+and run its effects again; every effect is idempotent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from netcfg_txn import files, plan, txn
+from netcfg_txn.clock import Clock
+from netcfg_txn.config import Config
+from netcfg_txn.errors import BadToken, Failed, NotPermitted, NoTransaction, PendingEdits, Rejected
+from netcfg_txn.model import (
+    SYSTEM,
+    Actor,
+    Deadline,
+    Manifest,
+    Phase,
+    Reason,
+    Skipped,
+    StepResult,
+    Txn,
+    TxnId,
+    manifest_from_json,
+    manifest_to_json,
+)
+from netcfg_txn.network import FileChange, Network
+from netcfg_txn.store import Corrupt, Store
+
+log = logging.getLogger(__name__)
+
+# MESSAGE_IDs (journal catalog: packaging/catalog/netcfg-txn.catalog)
+MSG_STARTED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e01"
+MSG_COMMITTED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e02"
+MSG_ROLLED_BACK = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e03"
+MSG_FAILED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e04"
+MSG_EXTENDED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e05"
+MSG_ROLLBACK_BEGUN = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e06"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_id(now_wall: float) -> TxnId:
+    return TxnId(time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_wall)) + "-" + secrets.token_hex(3))
+
+
+@dataclasses.dataclass(frozen=True)
+class Recovery:
+    """What recovery found and did; ``open`` is a transaction the daemon must keep timing."""
+
+    actions: tuple[str, ...]
+    open: Txn | None
+
+
+class Engine:
+    def __init__(
+        self,
+        root: Path,
+        cfg: Config,
+        clock: Clock,
+        network: Network,
+        *,
+        on_event: Callable[[str, str, Txn | None, Mapping[str, Any]], None] | None = None,
+    ) -> None:
+        self.root = root
+        self.cfg = cfg
+        self.fileset = cfg.fileset  # R7: the one object every file path below consumes
+        self.store = Store(cfg.state_dir)
+        self.clock = clock
+        self.network = network
+        self._on_event = on_event
+
+    # ------------------------------------------------------------------------- plumbing
+
+    def _event(self, msg_id: str, message: str, t: Txn | None, **fields: Any) -> None:
+        """One structured log line per state transition (R52); the journal keeps the fields."""
+        jf: dict[str, Any] = {"MESSAGE_ID": msg_id}
+        if t is not None:
+            jf.update(TXN_ID=t.id, PHASE=t.phase.value)
+            if t.reason:
+                jf["REASON"] = t.reason.value
+        if (actor := fields.pop("actor", None)) is not None:
+            jf["ACTOR"] = actor.describe()
+        jf.update({k.upper(): v for k, v in fields.items()})
+        txt = f"txn={t.id} {message}" if t is not None else message
+        log.info(txt, extra={"journal_fields": jf})
+        if self._on_event is not None:
+            self._on_event(msg_id, message, t, jf)
+
+    def _persist(
+        self, state: txn.State, event: txn.Event
+    ) -> tuple[txn.State, tuple[txn.Effect, ...]]:
+        new, effects = txn.step(state, event)
+        if new is not None and new != state:
+            self.store.write_txn(new)
+        return new, effects
+
+    def current(self) -> Txn | None:
+        """The recorded transaction; a corrupt record counts as an expired open one (R47)."""
+        try:
+            return self.store.read_txn()
+        except Corrupt as e:
+            return self._from_corrupt(str(e))
+
+    def _from_corrupt(self, why: str) -> Txn | None:
+        snaps = self.store.complete_snapshots()
+        if not snaps:
+            return None
+        sid = snaps[-1]
+        log.critical("transaction record is corrupt (%s); rolling back snapshot %s", why, sid)
+        now = self.clock.now()
+        dead = Deadline("corrupt", 1.0, now.wall_s)  # expired in every boot
+        return Txn(TxnId(sid), Phase.OPEN, now, dead, 0.0, SYSTEM, "", errors=(f"corrupt: {why}",))
+
+    def _authorize(self, t: Txn, actor: Actor, token: str | None, *, force: bool = False) -> None:
+        """Local root may act without the token (logged); remote callers never can (R39, R41)."""
+        if token is not None:
+            if not hmac.compare_digest(hash_token(token), t.token_sha256):
+                raise BadToken(f"wrong token for transaction {t.id}")
+            return
+        if actor.kind == "local" and actor.uid == 0:
+            return
+        if actor.kind == "system":
+            return
+        raise NotPermitted(
+            f"transaction {t.id} needs its token",
+            hint="pass --token (remote callers: the X-Netcfg-Txn-Token header)",
+        )
+
+    def _open(self, txn_id: str | None) -> Txn:
+        t = self.current()
+        if t is None:
+            if txn_id is not None and (h := self.store.find_history(txn_id)) is not None:
+                raise NoTransaction(
+                    f"transaction {txn_id} already ended: {h.txn.phase.value}"
+                    + (f" ({h.txn.reason.value})" if h.txn.reason else ""),
+                    details={"id": txn_id, "phase": h.txn.phase.value},
+                )
+            raise NoTransaction("no transaction is open", hint="start one with 'netcfg-txn start'")
+        if txn_id is not None and txn_id != t.id:
+            raise NoTransaction(f"transaction {txn_id} is not the open one ({t.id})")
+        return t
+
+    def scan(self, sink: files.BlobSink | None = None) -> Manifest:
+        return files.scan(self.root, self.fileset, self.cfg.limits, sink)
+
+    # ------------------------------------------------------------------------- operations
+
+    def start(
+        self,
+        actor: Actor,
+        *,
+        timeout_s: float | None = None,
+        allow_pending: bool = False,
+        label: str = "",
+        policy: Mapping[str, Any] | None = None,
+    ) -> tuple[Txn, str]:
+        timeout = self.cfg.check_timeout(timeout_s)
+        self.store.ensure()
+        existing = self.current()
+        if existing is not None:
+            txn.step(existing, txn.Begin(existing))  # raises Busy naming it (R1, R6)
+        if (why := self.network.problem()) is not None:
+            raise Failed(f"the {self.network.name} backend cannot work here: {why}")
+        writer = self.store.blob_writer()
+        try:
+            manifest = self.scan(writer)
+            baseline = self.store.read_baseline()
+            if baseline is not None and not allow_pending:
+                pending = plan.changes(baseline, manifest)
+                if pending:
+                    raise PendingEdits(
+                        f"{len(pending)} managed file(s) changed outside a transaction: "
+                        + ", ".join(str(c.path) for c in pending[:10]),
+                        hint="review them; 'start --allow-pending' snapshots them as they are",
+                        details={"paths": [str(c.path) for c in pending]},
+                    )
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        now = self.clock.now()
+        token = secrets.token_urlsafe(32)
+        t = Txn(
+            id=_new_id(now.wall_s),
+            phase=Phase.OPEN,
+            created=now,
+            deadline=Deadline.after(now, timeout),
+            timeout_s=timeout,
+            actor=actor,
+            token_sha256=hash_token(token),
+            label=label,
+            file_count=len(manifest.files),
+            policy=policy,
+        )
+        extra: dict[str, Any] = {}
+        if (live := self.network.capture()) is not None:
+            extra["links"] = dict(live)
+        self.store.publish_snapshot(t.id, manifest, extra)
+        self._persist(None, txn.Begin(t))  # the commit point of start
+        skipped = [f"{s.path} ({s.why})" for s in manifest.skipped]
+        self._event(
+            MSG_STARTED,
+            f"started: {t.file_count} files, deadline in {timeout:g}s"
+            + (f", skipped: {'; '.join(skipped)}" if skipped else ""),
+            t,
+            actor=actor,
+        )
+        return t, token
+
+    def extend(
+        self,
+        actor: Actor,
+        *,
+        timeout_s: float,
+        txn_id: str | None = None,
+        token: str | None = None,
+        force: bool = False,
+    ) -> Txn:
+        t = self._open(txn_id)
+        self._authorize(t, actor, token)
+        timeout = self.cfg.check_timeout(timeout_s)
+        if t.phase is Phase.OPEN:
+            applied = self.scan()
+            info = self.store.rejected().get(applied.fingerprint())
+            if info is not None and not force:
+                raise Rejected(
+                    f"this exact file set was rolled back before ({info.get('reason')}, "
+                    f"transaction {info.get('txn')})",
+                    hint="change something, or pass --force to arm it anyway",
+                )
+            self.store.write_snapshot_extra(t.id, "applied", manifest_to_json(applied))
+        now = self.clock.now()
+        new, _ = self._persist(t, txn.Extend(Deadline.after(now, timeout), timeout))
+        assert new is not None
+        self._event(MSG_EXTENDED, f"deadline moved to {timeout:g}s from now", new, actor=actor)
+        return new
+
+    def commit(
+        self, actor: Actor, *, txn_id: str | None = None, token: str | None = None
+    ) -> tuple[Txn, bool]:
+        """Returns (transaction, already_committed)."""
+        try:
+            t = self._open(txn_id)
+        except NoTransaction:
+            if txn_id is not None and token is not None:
+                h = self.store.find_history(txn_id)
+                if h is not None and hmac.compare_digest(hash_token(token), h.txn.token_sha256):
+                    if h.txn.phase is Phase.COMMITTED:
+                        return h.txn, True  # R36: a lost reply can be retried safely
+            raise
+        self._authorize(t, actor, token)
+        if t.phase is Phase.COMMITTED:
+            self._finalize(t)
+            return t, True
+        new, effects = self._persist(t, txn.Confirm(actor, time.time()))  # the commit point (R30)
+        assert new is not None
+        self._event(MSG_COMMITTED, "committed", new, actor=actor)
+        self._run_effects(new, effects)
+        return new, False
+
+    def rollback(
+        self,
+        actor: Actor,
+        *,
+        txn_id: str | None = None,
+        token: str | None = None,
+        force: bool = False,
+        reason: Reason = Reason.MANUAL,
+    ) -> Txn:
+        t = self._open(txn_id)
+        if force:
+            if not (actor.kind == "local" and actor.uid == 0):
+                raise NotPermitted("only local root may force a rollback")
+            reason = Reason.FORCED
+        else:
+            self._authorize(t, actor, token)
+        return self._rollback(t, actor, reason)
+
+    def expire(self) -> Txn | None:
+        """The dead-man fired. Exactly one rollback: a no-op unless the txn is still open (R32)."""
+        t = self.current()
+        if t is None or t.phase is not Phase.OPEN:
+            return None
+        if t.deadline.remaining_s(self.clock.now()) > 0:
+            return None
+        return self._rollback(t, SYSTEM, Reason.TIMEOUT)
+
+    def _rollback(self, t: Txn, actor: Actor, reason: Reason) -> Txn:
+        if reason is Reason.TIMEOUT:
+            new, effects = self._persist(t, txn.DeadlinePassed())
+        else:
+            new, effects = self._persist(t, txn.RollbackRequested(actor, reason))
+        assert new is not None
+        return self._run_effects(new, effects)
+
+    def _run_effects(self, t: Txn, effects: tuple[txn.Effect, ...]) -> Txn:
+        for e in effects:
+            if isinstance(e, txn.Restore):
+                t = self._restore(t, live=e.live)
+            elif isinstance(e, txn.Finalize):
+                self._finalize(t)
+        return t
+
+    # -------------------------------------------------------------------------- rollback
+
+    def _restore(self, t: Txn, *, live: bool) -> Txn:
+        """Restore the snapshot; continue past failures (R17); resumable at every stage (R16)."""
+        assert t.reason is not None
+        self._event(MSG_ROLLBACK_BEGUN, f"rolling back ({t.reason.value})", t)
+        results: list[StepResult] = list(t.results)
+        snap = self.store.snapshot_manifest(t.id)
+        writer = self.store.blob_writer()
+        now, unreadable = self._scan_tolerant(writer)
+        writer.commit()
+        discarded_doc = self.store.snapshot_extra(t.id, "discarded")
+        if discarded_doc is None:  # R15: archive before any file is touched
+            self.store.write_snapshot_extra(t.id, "discarded", manifest_to_json(now))
+        restore_plan = plan.plan_restore(snap, now)
+        if t.bounce is None:
+            changes = [self._file_change(c) for c in plan.changes(snap, now)]
+            bounce = dict(self.network.plan(changes))
+            bounce["unreadable"] = unreadable
+            t = dataclasses.replace(t, bounce=bounce, stage="planned")
+            self.store.write_txn(t)
+        assert t.bounce is not None
+        if live and t.stage == "planned":
+            results += self.network.before_restore(t.bounce)
+            t = dataclasses.replace(t, stage="down", results=tuple(results))
+            self.store.write_txn(t)
+        results += files.restore(
+            self.root, restore_plan.write, restore_plan.delete, self.store.blob
+        )
+        t = dataclasses.replace(t, stage="files", results=tuple(results))
+        self.store.write_txn(t)
+        if live:
+            assert t.bounce is not None
+            links = self.store.snapshot_extra(t.id, "links")
+            results += self.network.after_restore(t.bounce, links)
+        reason = t.reason.value if t.reason else "?"
+        errors = tuple(f"{r.action} {r.target}: {r.error}" for r in results if not r.ok)
+        new, effects = self._persist(t, txn.RollbackDone(tuple(results), errors, time.time()))
+        assert new is not None
+        failed = [r for r in results if not r.ok]
+        if failed:
+            log.critical(
+                "txn=%s rollback FAILED for %d step(s): %s",
+                t.id,
+                len(failed),
+                "; ".join(errors),
+                extra={"journal_fields": {"MESSAGE_ID": MSG_FAILED, "TXN_ID": t.id}},
+            )
+        summary = ", ".join(f"{r.action} {r.target}" for r in results if r.ok) or "nothing to do"
+        self._event(
+            MSG_FAILED if failed else MSG_ROLLED_BACK,
+            f"{new.phase.value} ({reason}): {summary}",
+            new,
+        )
+        self._run_effects(new, effects)
+        return new
+
+    def _file_change(self, c: plan.Change) -> FileChange:
+        old = self.store.blob(c.old.sha256) if c.old is not None and c.old.kind == "file" else None
+        new = None
+        if c.new is not None and c.new.kind == "file":
+            new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
+        return FileChange(c.path, old, new)
+
+    def _scan_tolerant(self, sink: files.BlobSink | None) -> tuple[Manifest, list[str]]:
+        """The current files for a rollback: a file we cannot read must not stop the restore."""
+        paths, skipped = files.list_managed(self.root, self.fileset)
+        out, bad = [], []
+        big = dataclasses.replace(self.cfg.limits, max_file_bytes=1 << 62)
+        for p in paths:
+            try:
+                got = files.stat_one(self.root, p, big, sink)
+            except FileNotFoundError:
+                continue
+            except Exception as e:
+                bad.append(f"{p}: {e}")
+                continue
+            if not isinstance(got, Skipped):
+                out.append(got)
+        for b in bad:
+            log.error("cannot archive %s before rollback; the snapshot wins", b)
+        return Manifest(tuple(out), tuple(skipped)), bad
+
+    def _finalize(self, t: Txn) -> None:
+        """History, baseline, rejected list; then drop the snapshot and the record. Idempotent."""
+        if self.store.find_history(t.id) is None:
+            snap = self.store.snapshot_manifest(t.id)
+            now, _ = self._scan_tolerant(None)
+            doc: dict[str, Any] = {"snapshot": manifest_to_json(snap)}
+            discarded_doc = self.store.snapshot_extra(t.id, "discarded")
+            discarded = manifest_from_json(discarded_doc) if discarded_doc else now
+            if t.phase is Phase.COMMITTED:
+                doc["discarded"] = manifest_to_json(snap)  # the old config is what commit discards
+                doc["changed"] = [str(c.path) for c in plan.changes(snap, now)]
+            else:
+                doc["discarded"] = manifest_to_json(discarded)
+                doc["changed"] = [str(c.path) for c in plan.changes(snap, discarded)]
+                applied = self.store.snapshot_extra(t.id, "applied")
+                if applied is not None:
+                    later = plan.changes(manifest_from_json(applied), discarded)
+                    doc["edited_after_apply"] = [str(c.path) for c in later]
+                    if later:  # R19: the snapshot still won; say what was overwritten
+                        log.warning(
+                            "txn=%s files edited outside the tool after apply (archived): %s",
+                            t.id,
+                            ", ".join(doc["edited_after_apply"]),
+                        )
+                if t.reason in (Reason.TIMEOUT, Reason.HEALTH, Reason.BOOT):
+                    info = {"txn": t.id, "reason": t.reason.value, "wall_s": time.time()}
+                    self.store.add_rejected(discarded.fingerprint(), info)
+            b = t.bounce or {}
+            doc["bounced"] = sorted(set(b.get("down", [])) | set(b.get("up", [])))
+            self.store.write_baseline(now)
+            self.store.add_history(t, doc, keep=self.cfg.history)
+        self.store.drop_snapshot(t.id)
+        self._persist(t, txn.Finished())
+        self.store.clear_txn()
+        self.store.gc_blobs()
+
+    # -------------------------------------------------------------------------- recovery
+
+    def recover(self, *, boot: bool) -> Recovery:
+        """Finish whatever a crash interrupted. ``boot``: files only, the network is not up."""
+        self.store.ensure()
+        actions = [f"discarded partial snapshot {p}" for p in self.store.discard_partials()]
+        t = self.current()
+        for sid in self.store.complete_snapshots():
+            if t is None or sid != t.id:  # published by a start that never reached its record
+                self.store.drop_snapshot(sid)
+                actions.append(f"discarded unreferenced snapshot {sid}")
+        if t is None:
+            return Recovery(tuple(actions), None)
+        now = self.clock.now()
+        if t.phase.terminal:
+            self._finalize(t)
+            actions.append(f"finished {t.phase.value} transaction {t.id}")
+            return Recovery(tuple(actions), None)
+        if boot:
+            new, effects = self._persist(t, txn.Booted())
+            assert new is not None
+            done = self._run_effects(new, effects)
+            actions.append(f"boot rollback of {t.id}: {done.phase.value}")
+            return Recovery(tuple(actions), done if done.phase is Phase.OPEN else None)
+        if t.phase is Phase.ROLLING_BACK:
+            new, effects = self._persist(
+                t, txn.RollbackRequested(SYSTEM, t.reason or Reason.MANUAL)
+            )
+            assert new is not None
+            done = self._run_effects(new, effects)
+            actions.append(f"resumed interrupted rollback of {t.id}: {done.phase.value}")
+            return Recovery(tuple(actions), None)
+        if t.deadline.boot_id != now.boot_id:
+            done = self._rollback(t, SYSTEM, Reason.BOOT)
+            actions.append(f"rolled back {t.id} left open by a previous boot: {done.phase.value}")
+            return Recovery(tuple(actions), None)
+        if t.deadline.remaining_s(now) <= 0:
+            done = self._rollback(t, SYSTEM, Reason.TIMEOUT)
+            actions.append(f"deadline of {t.id} passed while down: {done.phase.value}")
+            return Recovery(tuple(actions), None)
+        actions.append(f"resumed {t.id}: {t.deadline.remaining_s(now):.1f}s left")
+        return Recovery(tuple(actions), t)
+
+    # ----------------------------------------------------------------------------- views
+
+    def changed_paths(self, t: Txn) -> list[plan.Change]:
+        return list(plan.changes(self.store.snapshot_manifest(t.id), self.scan()))
+
+    def diff(self) -> list[dict[str, Any]]:
+        t = self._open(None)
+        out = []
+        for c in self.changed_paths(t):
+            old = self.store.blob(c.old.sha256) if c.old and c.old.kind == "file" else None
+            new = None
+            if c.new is not None and c.new.kind == "file":
+                new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
+            entry: dict[str, Any] = {"path": str(c.path), "change": c.kind}
+            if c.kind == "metadata" and c.old and c.new:
+                entry["detail"] = plan.describe_metadata(c.old, c.new)
+            elif (c.old and c.old.kind == "symlink") or (c.new and c.new.kind == "symlink"):
+                before = c.old.target if c.old else None
+                after = c.new.target if c.new else None
+                entry["detail"] = f"symlink {before!r} -> {after!r}"
+            else:
+                entry["diff"] = plan.unified(c.path, old, new)
+            out.append(entry)
+        return out
+
+    def status(self, *, edited: list[str] | None = None) -> dict[str, Any]:
+        t = self.current()
+        now = self.clock.now()
+        doc: dict[str, Any] = {"state": "idle" if t is None else t.phase.value}
+        if t is not None:
+            doc["transaction"] = public_txn(t, now.boot_id, now.boottime_s)
+            if edited is None and self.store.complete_snapshots():
+                try:
+                    edited = [str(c.path) for c in self.changed_paths(t)]
+                except (FileNotFoundError, Corrupt):
+                    edited = None
+            doc["edited"] = edited
+        else:
+            base = self.store.read_baseline()
+            if base is not None:
+                doc["pending"] = [str(c.path) for c in plan.changes(base, self.scan())]
+            else:
+                doc["pending"] = []
+        last = next(iter(self.store.history(1)), None)
+        if last is not None:
+            lt = last.txn
+            doc["last"] = {
+                "id": lt.id,
+                "outcome": lt.phase.value,
+                "reason": lt.reason.value if lt.reason else None,
+                "ended_wall_s": lt.ended_wall_s,
+                "errors": list(lt.errors),
+            }
+            doc["last_error"] = lt.errors[0] if lt.errors else None
+        return doc
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        out = []
+        for e in self.store.history(limit):
+            d = public_txn(e.txn, None, None)
+            d["seq"] = e.seq
+            d["changed"] = e.doc.get("changed", [])
+            d["bounced"] = e.doc.get("bounced", [])
+            d["archived"] = len(e.doc.get("discarded", {}).get("files", []))
+            if e.doc.get("edited_after_apply"):
+                d["edited_after_apply"] = e.doc["edited_after_apply"]
+            out.append(d)
+        return out
+
+
+def public_txn(t: Txn, boot_id: str | None, boottime_s: float | None) -> dict[str, Any]:
+    """The transaction as callers see it: never the token hash."""
+    d: dict[str, Any] = {
+        "id": t.id,
+        "phase": t.phase.value,
+        "label": t.label,
+        "created_wall_s": t.created.wall_s,
+        "deadline_wall_s": t.deadline.wall_s,
+        "timeout_s": t.timeout_s,
+        "file_count": t.file_count,
+        "actor": t.actor.describe(),
+        "reason": t.reason.value if t.reason else None,
+        "ended_by": t.ended_by.describe() if t.ended_by else None,
+        "ended_wall_s": t.ended_wall_s,
+        "errors": list(t.errors),
+        "results": [dataclasses.asdict(r) for r in t.results],
+    }
+    if t.policy is not None:
+        d["policy"] = dict(t.policy)
+    if boot_id is not None and boottime_s is not None and t.phase is Phase.OPEN:
+        if t.deadline.boot_id == boot_id:
+            d["remaining_s"] = max(0.0, t.deadline.boottime_s - boottime_s)
+        else:
+            d["remaining_s"] = 0.0
+    if t.bounce:
+        d["interfaces"] = {
+            k: list(v) for k, v in t.bounce.items() if k in ("down", "up", "delete") and v
+        }
+    return d

@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Crash-safe filesystem primitives. Stdlib only.
+
+Every state file goes temp -> fsync -> rename -> fsync(dir) (safety rule 3). Managed paths are never
+followed through symlinks: every open uses ``O_NOFOLLOW`` and parents are checked with ``lstat``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from netcfg_txn.errors import NotPermitted
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_libc: Any = None
+
+
+def syncfs(path: Path) -> None:
+    """Flush one filesystem in one call: far cheaper than an fsync per file for big snapshots.
+
+    Used as a barrier: data written before it is durable before any rename issued after it.
+    """
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+
+
+def write_temp(
+    directory: Path,
+    name: str,
+    data: bytes,
+    *,
+    mode: int,
+    uid: int = -1,
+    gid: int = -1,
+    fsync: bool = True,
+) -> Path:
+    """Write ``data`` to a fresh temp file beside ``name``, metadata set before it is named."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            os.fchmod(f.fileno(), mode)
+            if uid != -1 or gid != -1:
+                os.fchown(f.fileno(), uid, gid)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o600, uid: int = -1, gid: int = -1
+) -> None:
+    """After a crash ``path`` holds the old bytes or the new ones, never a mix."""
+    tmp = write_temp(path.parent, path.name, data, mode=mode, uid=uid, gid=gid)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json(path: Path, doc: Any) -> None:
+    atomic_write(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode(), mode=0o600)
+
+
+def read_json(path: Path) -> Any:
+    """Raises FileNotFoundError when missing, ValueError when corrupt."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: corrupt JSON: {e}") from None
+
+
+def remove(path: Path) -> bool:
+    """Unlink and fsync the parent; False if it was already gone (idempotent)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory we own, without following symlinks inside it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(Path(entry.path))
+        else:
+            os.unlink(entry.path)
+    os.rmdir(path)
+
+
+def makedirs(path: Path, mode: int = 0o700) -> None:
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def flock(path: Path, *, blocking: bool = True) -> Iterator[int]:
+    """An exclusive lock on ``path`` for the life of the context (BlockingIOError if taken)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def take_lock(path: Path) -> int:
+    """Take an exclusive lock held until the process exits; raises BlockingIOError if held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+# ------------------------------------------------------------------------------ managed paths
+
+
+def under(root: Path, path: PurePosixPath) -> Path:
+    """Where ``path`` of the managed system lives for this process. Rejects anything not normal."""
+    if not path.is_absolute() or any(p in ("..", ".") for p in path.parts[1:]):
+        raise NotPermitted(f"refusing a managed path that is not absolute and normal: {path}")
+    return root.joinpath(*path.parts[1:])
+
+
+def check_parents(root: Path, path: PurePosixPath) -> None:
+    """Refuse to act through a symlinked or non-directory parent below ``root`` (rule 4)."""
+    cur = root
+    for part in path.parts[1:-1]:
+        cur = cur / part
+        st = os.lstat(cur)
+        if stat.S_ISLNK(st.st_mode):
+            raise NotPermitted(f"refusing to follow a symlinked directory: {cur}")
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(cur))
+
+
+def read_nofollow(path: Path, limit: int) -> bytes:
+    """Read a regular file without following a symlink at its name; at most ``limit`` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        total = 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def get_xattrs(path: Path) -> tuple[tuple[str, str], ...]:
+    """All xattrs (incl. security.selinux) of ``path`` itself, never of a symlink's target."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EPERM):
+            return ()
+        raise
+    out = []
+    for name in sorted(names):
+        with contextlib.suppress(OSError):
+            out.append((name, os.getxattr(path, name, follow_symlinks=False).hex()))
+    return tuple(out)
+
+
+def set_xattrs(path: Path, xattrs: tuple[tuple[str, str], ...]) -> None:
+    want = dict(xattrs)
+    try:
+        have = set(os.listxattr(path, follow_symlinks=False))
+    except OSError as e:
+        if e.errno == errno.ENOTSUP and not want:
+            return
+        raise
+    for name in have - set(want):
+        os.removexattr(path, name, follow_symlinks=False)
+    for name, value in want.items():
+        os.setxattr(path, name, bytes.fromhex(value), follow_symlinks=False)

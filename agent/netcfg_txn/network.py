@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""How a live rollback touches the network, behind one protocol the engine drives in the
+design's order: plan (before any file changes) -> before_restore (take changed interfaces down
+while their current config exists, delete links only the new config created) -> files restored ->
+after_restore (reload, bring interfaces up, re-add routes, verify).
+
+``HookNetwork`` is the simplest implementation: run the configured ``[apply] command`` once the
+files are back. Per-interface stacks implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from netcfg_txn.errors import CommandFailed
+from netcfg_txn.model import StepResult
+from netcfg_txn.runner import Runner, run_shell
+
+
+@dataclasses.dataclass(frozen=True)
+class FileChange:
+    path: PurePosixPath
+    old: bytes | None  # in the snapshot (None: did not exist then)
+    new: bytes | None  # now (None: missing now)
+
+
+class Network(Protocol):
+    name: str
+
+    def problem(self) -> str | None:
+        """Why this network side cannot work on this host (checked at start), or None."""
+        ...
+
+    def capture(self) -> Mapping[str, Any] | None:
+        """Live state to keep with the snapshot (JSON), or None."""
+        ...
+
+    def plan(self, changes: Sequence[FileChange]) -> Mapping[str, Any]:
+        """Decide, before anything is touched, what the rollback will do (persisted as JSON)."""
+        ...
+
+    def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]: ...
+
+    def after_restore(
+        self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
+    ) -> list[StepResult]: ...
+
+
+class HookNetwork:
+    """No per-interface knowledge: restore files, then run ``command`` (if any) and record it."""
+
+    name = "command-hook"
+
+    def __init__(self, command: str, runner: Runner | None = None, timeout_s: float = 120.0):
+        self.command = command
+        self._timeout_s = timeout_s
+        self._run = runner
+
+    def problem(self) -> str | None:
+        return None
+
+    def capture(self) -> Mapping[str, Any] | None:
+        return None
+
+    def plan(self, changes: Sequence[FileChange]) -> Mapping[str, Any]:
+        return {"hook": self.command, "changed": sorted(str(c.path) for c in changes)}
+
+    def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:
+        return []
+
+    def after_restore(
+        self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
+    ) -> list[StepResult]:
+        if not self.command or not plan.get("changed"):
+            return []
+        try:
+            if self._run is not None:
+                self._run(["/bin/sh", "-c", self.command], timeout_s=self._timeout_s, check=True)
+            else:
+                run_shell(self.command, timeout_s=self._timeout_s)
+        except CommandFailed as e:
+            return [StepResult("hook", self.command, False, str(e))]
+        return [StepResult("hook", self.command, True)]

@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The aiohttp side of the remote listener: TCP/TLS sites and peer authentication of a request.
+
+``api.py`` mounts the same routes on the Unix socket and on these sites; for a request that came in
+over TCP it calls ``RemoteAuth(request, operation)`` before anything else. Failed authentications
+(bad peer token here, bad per-transaction token reported back through ``failed``) are counted per
+source address; a source over its budget gets 429 before its credentials are looked at, and is not
+logged again until it has tokens again, so a flood cannot fill the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from netcfg_txn.clock import Clock
+from netcfg_txn.errors import NetcfgTxnError, NotPermitted, Unavailable
+from netcfg_txn.model import Actor
+from netcfg_txn.peers import PeerDb
+from netcfg_txn.ratelimit import Limiter, source_key
+from netcfg_txn.tlsconf import RemoteConfig, client_subject, server_context
+
+log = logging.getLogger(__name__)
+
+TXN_TOKEN_HEADER = "X-Netcfg-Txn-Token"
+_MAX_HEADER_TOKEN = 1024
+
+
+class RateLimited(NotPermitted):
+    """Too many failed authentications from one source (HTTP 429, exit 77)."""
+
+    code = "rate-limited"
+    http_status = 429
+
+
+def peer_address(request: web.BaseRequest) -> str:
+    """The TCP peer's IP (never a forwarded header); IPv4-mapped IPv6 shown as IPv4."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    addr = peer[0] if isinstance(peer, tuple) and peer else (request.remote or "?")
+    return source_key(addr) if addr.startswith("::ffff:") else addr
+
+
+def is_remote(request: web.BaseRequest) -> bool:
+    """True for a request that came in on a TCP site (the Unix socket's sockname is a str)."""
+    if request.transport is None:
+        return False
+    return isinstance(request.transport.get_extra_info("sockname"), tuple)
+
+
+def bearer_token(request: web.BaseRequest) -> str | None:
+    values = request.headers.getall("Authorization", [])
+    if len(values) != 1:
+        return None
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def txn_token(request: web.BaseRequest) -> str | None:
+    """The per-transaction token (``X-Netcfg-Txn-Token``), or None if absent or malformed."""
+    values = request.headers.getall(TXN_TOKEN_HEADER, [])
+    if len(values) != 1 or not values[0].strip() or len(values[0]) > _MAX_HEADER_TOKEN:
+        return None
+    return values[0].strip()
+
+
+class RemoteAuth:
+    """``auth(request, operation) -> Actor``: who the remote caller is, or an error to send back."""
+
+    def __init__(
+        self, peers_provider: Callable[[], PeerDb], limiter: Limiter, clock: Clock
+    ) -> None:
+        self._peers = peers_provider
+        self._limiter = limiter
+        self._clock = clock
+
+    def __call__(self, request: web.BaseRequest, operation: str) -> Actor:
+        addr = peer_address(request)
+        now = self._clock.now()
+        if self._limiter.blocked(addr, now.boottime_s):
+            wait = self._limiter.retry_after_s(addr, now.boottime_s)
+            raise RateLimited(
+                f"too many failed authentications from {addr}; retry in {wait:.0f}s",
+                details={"retry_after_s": round(wait, 1)},
+            )
+        try:
+            actor = self._peers().authenticate(
+                bearer_token(request), client_subject(request), operation, now.wall_s
+            )
+        except NotPermitted as e:
+            self._count(addr, now.boottime_s, operation, e)
+            raise
+        return dataclasses.replace(actor, address=addr)
+
+    def failed(self, request: web.BaseRequest, operation: str, error: NetcfgTxnError) -> None:
+        """Count a failure found after peer authentication (a wrong per-transaction token)."""
+        self._count(peer_address(request), self._clock.now().boottime_s, operation, error)
+
+    def _count(self, addr: str, now_s: float, operation: str, error: NetcfgTxnError) -> None:
+        if not self._limiter.allow(addr, now_s):
+            return
+        # Messages never carry tokens (peers.py and the engine make sure); the code is enough.
+        log.warning("remote %s from %s refused: %s: %s", operation, addr, error.code, error.message)
+        if self._limiter.blocked(addr, now_s):
+            log.warning(
+                "remote source %s is rate-limited for %.0fs after repeated failures",
+                addr,
+                self._limiter.retry_after_s(addr, now_s),
+            )
+
+
+def make_remote_auth(
+    peers_provider: Callable[[], PeerDb], limiter: Limiter, clock: Clock
+) -> RemoteAuth:
+    return RemoteAuth(peers_provider, limiter, clock)
+
+
+async def start_remote_sites(
+    runner: web.AppRunner, cfg: RemoteConfig, root: Path = Path("/")
+) -> list[web.TCPSite]:
+    """Bind every ``remote.listen`` address (TLS unless insecure_plaintext). Raises on failure."""
+    ssl_context = None if cfg.insecure_plaintext else server_context(cfg, root)
+    if cfg.insecure_plaintext:
+        log.warning(
+            "remote API listening WITHOUT TLS (insecure_plaintext = true): tokens cross the "
+            "network in clear text; use this only on an isolated management network"
+        )
+    sites: list[web.TCPSite] = []
+    try:
+        for host, port in cfg.listen:
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as e:
+                raise Unavailable(
+                    f"remote.listen: cannot listen on {_endpoint(host, port)}: {e.strerror or e}"
+                ) from None
+            sites.append(site)
+            log.info(
+                "remote API on %s (%s%s)",
+                _endpoint(host, port),
+                "plain HTTP" if ssl_context is None else "TLS",
+                ", client certificates required" if cfg.client_ca else "",
+            )
+    except BaseException:
+        for s in sites:
+            await s.stop()
+        raise
+    return sites
+
+
+def _endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def limiter_for(cfg: RemoteConfig) -> Limiter:
+    return Limiter(cfg.auth_failures_per_minute)
