@@ -44,6 +44,10 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
                     names = sorted(os.listdir(here))
                 except (FileNotFoundError, NotADirectoryError):
                     continue
+                except PermissionError:
+                    raise ConfigError(
+                        f"{d}: cannot list managed directory: permission denied"
+                    ) from None
                 nxt.extend(d / n for n in names if segment_matches(n, seg))
             else:
                 nxt.append(d / seg)
