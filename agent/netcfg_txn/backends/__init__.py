@@ -63,20 +63,20 @@ def detect(root_files: Iterable[PurePosixPath], running: Callable[[str], bool]) 
         for s in Stack
         if s is not Stack.COMMAND and any(get_backend(s, ApplySettings()).owns(f) for f in files)
     }
-    nm, networkd = running("NetworkManager"), running("systemd-networkd")
+    nm_runs, networkd_runs = running("NetworkManager"), running("systemd-networkd")
     if Stack.NETPLAN in present:
         return Stack.NETPLAN  # netplan renders for both daemons; its YAML is the source
-    if Stack.NETWORKMANAGER in present and (nm or not networkd):
+    if Stack.NETWORKMANAGER in present and (nm_runs or not networkd_runs):
         return Stack.NETWORKMANAGER
-    if Stack.NETWORKD in present and (networkd or not nm):
+    if Stack.NETWORKD in present and (networkd_runs or not nm_runs):
         return Stack.NETWORKD
     if Stack.IFCFG in present:
         return Stack.IFCFG
     if Stack.IFUPDOWN in present:
         return Stack.IFUPDOWN2 if files & IFUPDOWN2_MARKERS else Stack.IFUPDOWN
-    if nm:
+    if nm_runs:
         return Stack.NETWORKMANAGER
-    if networkd:
+    if networkd_runs:
         return Stack.NETWORKD
     raise ConfigError(
         "cannot tell which network stack this host uses",

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from netcfg_txn.errors import CommandFailed, ConfigError
 from netcfg_txn.model import StepResult
-from netcfg_txn.runner import Runner
+from netcfg_txn.runner import Completed, Runner
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ class ApplySettings:
 
     backend: str = "auto"  # "auto" or a Stack value
     fallback: str = "reload"  # for changes that cannot be attributed: one of FALLBACKS
-    down_command: str | None = None  # command stack only; "{ifname}" is replaced, shell-quoted
-    up_command: str | None = None
-    reload_command: str | None = None
+    down_command: str = ""  # command stack only ("" = none); "{ifname}" becomes the quoted name
+    up_command: str = ""
+    reload_command: str = ""
     timeout_s: float = 60.0  # per backend command
 
     def __post_init__(self) -> None:
@@ -65,8 +65,7 @@ class ApplySettings:
         if not self.timeout_s > 0:
             raise ConfigError(f"apply.timeout_s: must be positive, not {self.timeout_s!r}")
         for key in ("down_command", "up_command"):
-            cmd = getattr(self, key)
-            if cmd is not None and "{ifname}" not in cmd:
+            if (cmd := getattr(self, key)) and "{ifname}" not in cmd:
                 raise ConfigError(f"apply.{key}: must contain {{ifname}}")
         commands = (self.down_command, self.up_command, self.reload_command)
         if self.backend == Stack.COMMAND.value and not any(commands):
@@ -115,11 +114,15 @@ def command_step(
         log.warning("%s", e.message)
         return StepResult(action, target, False, e.message)
     if done.returncode != 0:
-        why = (done.stderr.strip() or done.stdout.strip())[-500:] or "no output"
-        msg = f"{shlex.join(argv)} failed ({done.returncode}): {why}"
+        msg = _failure(done)
         log.warning("%s", msg)
         return StepResult(action, target, False, msg)
     return StepResult(action, target, True)
+
+
+def _failure(done: Completed) -> str:
+    why = (done.stderr.strip() or done.stdout.strip())[-500:] or "no output"
+    return f"{shlex.join(done.argv)} failed ({done.returncode}): {why}"
 
 
 def missing_tools(run: Runner, *tools: str) -> str | None:
@@ -140,10 +143,7 @@ def probe(run: Runner, argv: Sequence[str]) -> str | None:
         done = run(argv, timeout_s=10.0, check=False)
     except CommandFailed as e:
         return e.message
-    if done.returncode != 0:
-        why = (done.stderr.strip() or done.stdout.strip())[-300:] or "no output"
-        return f"{shlex.join(argv)} failed ({done.returncode}): {why}"
-    return None
+    return _failure(done) if done.returncode != 0 else None
 
 
 class Backend(abc.ABC):

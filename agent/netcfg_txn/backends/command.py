@@ -27,13 +27,15 @@ class Command(Backend, stack=Stack.COMMAND):
         return FileConfig(unattributed=True)
 
     def _per_link(
-        self, action: str, template: str | None, ifnames: Sequence[str], run: Runner
+        self, action: str, template: str, ifnames: Sequence[str], run: Runner
     ) -> list[StepResult]:
         if not template:
             return []
         t = self.settings.timeout_s
         return [
-            command_step(action, n, self._shell(template.replace("{ifname}", shlex.quote(n))), run, t)
+            command_step(
+                action, n, self._shell(template.replace("{ifname}", shlex.quote(n))), run, t
+            )
             for n in ifnames
         ]
 
@@ -42,7 +44,11 @@ class Command(Backend, stack=Stack.COMMAND):
         return ["/bin/sh", "-c", command]
 
     def down(
-        self, ifnames: Sequence[str], run: Runner, *, connection_ids: Mapping[str, str] | None = None
+        self,
+        ifnames: Sequence[str],
+        run: Runner,
+        *,
+        connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
         return self._per_link("down", self.settings.down_command, ifnames, run)
 
@@ -53,14 +59,22 @@ class Command(Backend, stack=Stack.COMMAND):
         return [command_step("reload", cmd, self._shell(cmd), run, self.settings.timeout_s)]
 
     def up(
-        self, ifnames: Sequence[str], run: Runner, *, connection_ids: Mapping[str, str] | None = None
+        self,
+        ifnames: Sequence[str],
+        run: Runner,
+        *,
+        connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
         return self._per_link("up", self.settings.up_command, ifnames, run)
 
     def usable(self, run: Runner) -> str | None:
         s = self.settings
         tools: list[str] = []
-        for key, cmd in (("down", s.down_command), ("up", s.up_command), ("reload", s.reload_command)):
+        for key, cmd in (
+            ("down", s.down_command),
+            ("up", s.up_command),
+            ("reload", s.reload_command),
+        ):
             if not cmd:
                 continue
             try:

@@ -84,7 +84,11 @@ class Ifcfg(Backend, stack=Stack.IFCFG):
         )
 
     def down(
-        self, ifnames: Sequence[str], run: Runner, *, connection_ids: Mapping[str, str] | None = None
+        self,
+        ifnames: Sequence[str],
+        run: Runner,
+        *,
+        connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
         return self._each("down", ifnames, ["ifdown"], run)
 
@@ -92,7 +96,11 @@ class Ifcfg(Backend, stack=Stack.IFCFG):
         return []
 
     def up(
-        self, ifnames: Sequence[str], run: Runner, *, connection_ids: Mapping[str, str] | None = None
+        self,
+        ifnames: Sequence[str],
+        run: Runner,
+        *,
+        connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
         return self._each("up", ifnames, ["ifup"], run)
 

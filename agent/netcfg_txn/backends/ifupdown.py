@@ -93,23 +93,21 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
                 current, in_mapping = _Stanza(args[0], " ".join(["iface", *args]), []), False
                 stanzas.append(current)
             elif word in _MARKS or word.startswith("allow-"):
-                if not args:
-                    raise ConfigError(f"{path}:{no}: {word} needs at least one interface name")
                 for name in args:
                     marks.setdefault(name, []).append(word)
                 current, in_mapping = None, False
             elif word in ("source", "source-directory", "source-dir"):
-                if not args:
-                    raise ConfigError(f"{path}:{no}: {word} needs a path")
-                residue.append(line)
+                residue.append(" ".join(line.split()))
                 current, in_mapping = None, False
             elif word in ("mapping", "template"):
-                residue.append(line)
+                residue.append(" ".join(line.split()))
                 current, in_mapping = None, True
             elif in_mapping:
                 residue.append(" ".join(line.split()))
             elif current is None:
                 raise ConfigError(f"{path}:{no}: option {word!r} outside of an iface stanza")
+            elif not args:
+                raise ConfigError(f"{path}:{no}: option {word!r} has no value")
             else:
                 # ifupdown reads bridge_ports and bridge-ports as the same IF_BRIDGE_PORTS
                 current.options.append((word.replace("_", "-"), " ".join(args)))
@@ -119,7 +117,7 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
     def _config(
         stanzas: list[_Stanza], marks: Mapping[str, list[str]], residue: list[str]
     ) -> FileConfig:
-        text: dict[str, str] = {n: "".join(f"{m}\n" for m in sorted(ms)) for n, ms in marks.items()}
+        text = {n: "".join(f"{m}\n" for m in sorted(set(ms))) for n, ms in marks.items()}
         deps: dict[str, set[str]] = {}
         virtual: set[str] = set()
         controllers: set[str] = set()

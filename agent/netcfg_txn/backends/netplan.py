@@ -2,8 +2,10 @@
 """netplan YAML (``/etc/netplan/*.yaml``), rendered to systemd-networkd or NetworkManager.
 
 netplan merges its files key by key, so the fragment of an interface is the canonical JSON of its
-own entry in each file. Interfaces rendered by NetworkManager get a connection id
-(``netplan-<id>``, what ``netplan generate`` names the profile); the rest go to networkd.
+own entry in each file. Entries whose file (or entry) says ``renderer: NetworkManager`` get the
+profile id ``netplan generate`` gives them and are handled with nmcli. A global renderer set in
+another file is not seen per file: such entries go to networkd, or to NetworkManager when that is
+the only renderer running (the usual desktop setup).
 """
 
 from __future__ import annotations
@@ -84,6 +86,15 @@ def _name(dev: Mapping[str, Any], dev_id: str) -> str | None:
     return str(match["name"]) if isinstance(match.get("name"), str) else None
 
 
+def _profile_id(section: str, dev_id: str, dev: Mapping[str, Any]) -> str:
+    """The NetworkManager profile ``netplan generate`` writes for an entry (one per access point
+    for wifis: the first one stands for the device)."""
+    aps = dev.get("access-points")
+    if section == "wifis" and isinstance(aps, dict) and aps:
+        return f"netplan-{dev_id}-{sorted(map(str, aps))[0]}"
+    return f"netplan-{dev_id}"
+
+
 class Netplan(Backend, stack=Stack.NETPLAN):
     def owns(self, path: PurePosixPath) -> bool:
         return path.parent in DIRS and path.suffix == ".yaml"
@@ -123,7 +134,7 @@ class Netplan(Backend, stack=Stack.NETPLAN):
                 if name != dev_id:
                     aliases[str(dev_id)] = name
                 if dev_renderer == NM:
-                    ids[name] = f"netplan-{dev_id}"
+                    ids[name] = _profile_id(section, str(dev_id), dev)
                 if section in _VIRTUAL:
                     virtual.add(name)
                 ports = dev.get("interfaces")
@@ -142,10 +153,6 @@ class Netplan(Backend, stack=Stack.NETPLAN):
             controllers=frozenset(controllers),
             aliases=aliases,
         )
-
-    # Effects: NetworkManager-rendered links (those with a connection id) through nmcli, the
-    # others through networkd, or through NetworkManager when that is the only renderer running
-    # (a global `renderer: NetworkManager` in another file leaves no id on the entries).
 
     def _renderers(self) -> tuple[Networkd, NetworkManager]:
         return Networkd(self.settings), NetworkManager(self.settings)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
@@ -69,13 +70,22 @@ class Networkd(Backend, stack=Stack.NETWORKD):
             return self._fragment(main.suffix, [SELF], canon, sections, extends=main)
         if path.suffix == ".netdev":
             return self._netdev(canon, sections)
-        match = [s for s in sections if s.name == "Match"]
         key = "OriginalName" if path.suffix == ".link" else "Name"
-        words = [w for s in match for w in match_words(s, key)]
+        words = [w for s in sections if s.name == "Match" for w in match_words(s, key)]
         keys = match_keys(words)
         if keys is None:  # no Name= (MAC, Driver, Path ... or nothing): cannot be attributed
             return FileConfig(unattributed=True, unattributed_text=canon, exclusive=True)
-        return self._fragment(path.suffix, keys, canon, sections)
+        # What applies to each matched link, without the list of links: dropping eth3 from
+        # "Name=eth2 eth3" changes nothing for eth2.
+        applied = canonical(
+            tuple(
+                dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key != key))
+                if s.name == "Match"
+                else s
+                for s in sections
+            )
+        )
+        return self._fragment(path.suffix, keys, applied, sections)
 
     @staticmethod
     def _fragment(

@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""systemd-networkd parsing, against fixture files.
+
+Parse-level only: this kernel has no bond or 8021q module, so the bond and VLAN netdevs cannot be
+created live here; the fixtures cover a bridge with ports, a bond with members, a VLAN on a
+parent, two plain interfaces, a glob match, a drop-in, a MAC-matched .link file and comments.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+
+from netcfg_txn.backends import SELF, ApplySettings, Stack, get_backend
+from netcfg_txn.errors import ConfigError
+from tests.fakes import host_files
+
+NETWORKD = get_backend(Stack.NETWORKD, ApplySettings())
+DIR = PurePosixPath("/etc/systemd/network")
+FILES = host_files("networkd")
+
+
+def parse(name: str):
+    return NETWORKD.parse(DIR / name, FILES[DIR / name])
+
+
+def test_owns_network_netdev_link_and_dropins():
+    for name in (
+        "10-eth0.network",
+        "20-br0.netdev",
+        "99-default.link",
+        "10-eth1.network.d/mtu.conf",
+    ):
+        assert NETWORKD.owns(DIR / name), name
+    assert NETWORKD.owns(PurePosixPath("/run/systemd/network/10-x.network"))
+    assert not NETWORKD.owns(DIR / "README")
+    assert not NETWORKD.owns(DIR / "10-eth1.network.d/mtu.txt")
+    assert not NETWORKD.owns(PurePosixPath("/etc/systemd/system/foo.network"))
+    assert all(NETWORKD.owns(p) for p in FILES)
+
+
+def test_plain_interface_lists_the_vlan_stacked_on_it():
+    fc = parse("10-eth0.network")
+    assert set(fc.fragments) == {"eth0"}
+    assert fc.fragments["eth0"] == (  # the Name= list is the key, not part of the settings
+        "[Match]\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\nVLAN=eth0.10\n"
+    )
+    assert fc.deps == {"eth0.10": frozenset({"eth0"})}
+    assert fc.controllers == frozenset()
+    assert fc.exclusive and not fc.unattributed
+
+
+def test_bridge_netdev_and_its_ports():
+    netdev = parse("20-br0.netdev")
+    assert netdev.virtual == frozenset({"br0"})
+    assert set(netdev.fragments) == {"br0"}
+    assert not netdev.exclusive  # every .netdev creates its own link
+    ports = parse("21-br0-ports.network")
+    assert set(ports.fragments) == {"eth4", "eth5"}
+    assert ports.deps == {"br0": frozenset({"eth4", "eth5"})}
+    assert ports.controllers == frozenset({"br0"})
+    assert parse("20-br0.network").virtual == frozenset()  # configures, does not create
+
+
+def test_bond_and_members():
+    assert parse("30-bond0.netdev").virtual == frozenset({"bond0"})
+    members = parse("31-bond0-members.network")
+    assert members.deps == {"bond0": frozenset({"eth2", "eth3"})}
+    assert members.controllers == frozenset({"bond0"})
+
+
+def test_vlan_netdev():
+    fc = parse("40-eth0.10.netdev")
+    assert fc.virtual == frozenset({"eth0.10"})
+    assert "[VLAN]\nId=10\n" in fc.fragments["eth0.10"]
+
+
+def test_glob_with_exclusion_is_one_key():
+    assert set(parse("50-veth.network").fragments) == {"veth* !veth-lab"}
+
+
+def test_link_matched_by_mac_is_unattributed():
+    fc = parse("99-default.link")
+    assert fc.fragments == {} and fc.unattributed
+    assert fc.unattributed_text == "[Match]\nMACAddress=02:00:00:00:00:01\n[Link]\nName=uplink0\n"
+
+
+def test_link_matched_by_original_name_is_attributed():
+    fc = NETWORKD.parse(DIR / "10-wan.link", "[Match]\nOriginalName=eth0\n[Link]\nMTUBytes=9000\n")
+    assert set(fc.fragments) == {"eth0"}
+
+
+def test_dropin_extends_its_file():
+    fc = parse("10-eth1.network.d/mtu.conf")
+    assert fc.extends == DIR / "10-eth1.network"
+    assert fc.fragments == {SELF: "[Link]\nMTUBytes=9000\n"}
+
+
+@pytest.mark.parametrize(
+    ("match", "keys"),
+    [
+        ("Name=!eth0\n", None),  # matches everything but eth0: nothing to blame
+        ("Name=eth0\nName=\nName=eth1\n", {"eth1"}),  # an empty assignment resets the list
+        ("Name=en* eth0\nName=!enp3s0\n", {"en* !enp3s0", "eth0 !enp3s0"}),
+        ("Driver=e1000e\n", None),
+    ],
+)
+def test_match_name_rules(match: str, keys: set[str] | None):
+    fc = NETWORKD.parse(DIR / "x.network", f"[Match]\n{match}\n[Network]\nDHCP=yes\n")
+    if keys is None:
+        assert fc.unattributed and fc.fragments == {}
+    else:
+        assert set(fc.fragments) == keys and not fc.unattributed
+
+
+def test_no_match_section_is_unattributed():
+    assert NETWORKD.parse(DIR / "x.network", "[Network]\nDHCP=yes\n").unattributed
+
+
+def test_comments_continuations_and_spacing_do_not_change_anything():
+    base = "[Match]\nName=eth1\n\n[Network]\nDHCP=yes\nDNS=192.0.2.53 192.0.2.54\n"
+    noisy = (
+        "# c\n[Match]\n; c2\nName = eth1  \n[Network]\nDHCP=yes\nDNS=192.0.2.53 \\\n  192.0.2.54\n"
+    )
+    assert NETWORKD.parse(DIR / "x.network", noisy) == NETWORKD.parse(DIR / "x.network", base)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("Name=eth0\n", 1),  # outside of a section
+        ("[Match]\nName=eth0\nthis is not a key\n", 3),
+        ("[Match\nName=eth0\n", 1),
+        ("[Match]\n=eth0\n", 2),
+    ],
+)
+def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int):
+    with pytest.raises(ConfigError, match=f"^/etc/systemd/network/x.network:{line}: "):
+        NETWORKD.parse(DIR / "x.network", text)
