@@ -35,6 +35,8 @@ CAPABILITIES = [
     "status",
     "history",
     "diff",
+    "plan",
+    "bounce-changed-only",
     "idempotent-confirm",
     "boot-rollback",
     "crash-safe-snapshot",
@@ -58,6 +60,7 @@ class Service(Protocol):
     async def get(self, txn_id: str) -> dict[str, Any]: ...
     async def history(self, limit: int) -> dict[str, Any]: ...
     async def diff(self) -> dict[str, Any]: ...
+    async def preview(self) -> dict[str, Any]: ...
     def capabilities(self) -> list[str]: ...
 
 
@@ -256,6 +259,11 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
         if not 1 <= limit <= 1000:
             raise BadRequest("limit must be between 1 and 1000")
         return _ok(await service.history(limit))
+
+    @routes.get("/v1/plan")
+    async def preview(request: web.Request) -> web.Response:
+        actor_for(request, "status")
+        return _ok(await service.preview())
 
     @routes.get("/v1/diff")
     async def diff(request: web.Request) -> web.Response:

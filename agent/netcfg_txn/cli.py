@@ -80,7 +80,7 @@ class Ctx:
         from netcfg_txn.netchoice import make_network
 
         cfg = configmod.load(self.config, state_dir=self.state_dir)
-        return Engine(self.root, cfg, SystemClock(), make_network(cfg))
+        return Engine(self.root, cfg, SystemClock(), make_network(cfg, self.root))
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -272,6 +272,33 @@ def diff(c: Ctx) -> None:
     for f in doc["files"]:
         parts.append(f.get("diff") or f"--- {f['path']}: {f['change']}: {f.get('detail', '')}\n")
     c.out.result(doc, "".join(parts).rstrip("\n") or "No changes since the snapshot.")
+
+
+@cli.command("plan")
+@pass_ctx
+def plan_cmd(c: Ctx) -> None:
+    """What a rollback would do right now (files and interfaces), without doing it."""
+    try:
+        doc = c.call("GET", "/v1/plan")
+    except Unavailable:
+        doc = c.offline_engine().preview()
+    lines = [f"A rollback of {doc['transaction']} now would ({doc['backend']} backend):"]
+    for f in doc["files"]:
+        lines.append(f"  {f['action']:<9} {f['path']}")
+    if not doc["files"]:
+        lines.append("  restore no files (nothing changed)")
+    lines.append(f"  leave {doc['untouched']} unchanged file(s) alone")
+    ifs = doc["interfaces"]
+    for key, verb in (("down", "take down"), ("delete", "delete link"), ("up", "bring up")):
+        if ifs.get(key):
+            lines.append(f"  {verb:<11} {' '.join(ifs[key])}")
+    if not any(ifs.values()):
+        lines.append("  bounce no interface")
+    for p in doc.get("unattributed", []):
+        lines.append(f"  unattributed change (fallback applies): {p}")
+    for n in doc.get("notes", []):
+        lines.append(f"  note: {n}")
+    c.out.result(doc, "\n".join(lines))
 
 
 @cli.command()

@@ -202,6 +202,9 @@ class Daemon:
     async def history(self, limit: int) -> dict[str, Any]:
         return {"history": await asyncio.to_thread(self.engine.history, limit)}
 
+    async def preview(self) -> dict[str, Any]:
+        return await self._locked(self.engine.preview)
+
     async def diff(self) -> dict[str, Any]:
         return {"files": await self._locked(self.engine.diff)}
 
@@ -227,7 +230,7 @@ class Daemon:
             async with self.lock:
                 self.engine.cfg = cfg
                 self.engine.fileset = cfg.fileset
-                self.engine.network = make_network(cfg)
+                self.engine.network = make_network(cfg, self.engine.root)
             log.info("configuration reloaded from %s", ", ".join(cfg.sources) or "defaults")
         finally:
             self.notifier.notify("READY=1")
@@ -262,7 +265,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     cfg = load()
     root = Path(args.root)
-    engine = Engine(root, cfg, SystemClock(), make_network(cfg))
+    engine = Engine(root, cfg, SystemClock(), make_network(cfg, root))
     engine.store.ensure()
     from netcfg_txn import fsutil
 

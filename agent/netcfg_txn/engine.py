@@ -14,8 +14,8 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from netcfg_txn import files, plan, txn
@@ -36,7 +36,7 @@ from netcfg_txn.model import (
     manifest_from_json,
     manifest_to_json,
 )
-from netcfg_txn.network import FileChange, Network
+from netcfg_txn.network import FileChange, Network, UnchangedFiles
 from netcfg_txn.store import Corrupt, Store
 
 log = logging.getLogger(__name__)
@@ -333,7 +333,7 @@ class Engine:
         restore_plan = plan.plan_restore(snap, now)
         if t.bounce is None:
             changes = [self._file_change(c) for c in plan.changes(snap, now)]
-            bounce = dict(self.network.plan(changes))
+            bounce = dict(self.network.plan(changes, self._unchanged(snap, now)))
             bounce["unreadable"] = unreadable
             t = dataclasses.replace(t, bounce=bounce, stage="planned")
             self.store.write_txn(t)
@@ -379,6 +379,17 @@ class Engine:
         if c.new is not None and c.new.kind == "file":
             new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
         return FileChange(c.path, old, new)
+
+    def _unchanged(self, snap: Manifest, now: Manifest) -> UnchangedFiles:
+        same = [f for f in snap.files if f.kind == "file" and f in now.files]
+
+        def files_for(wanted: Callable[[PurePosixPath], bool]) -> Iterator[FileChange]:
+            for f in same:
+                if wanted(f.path):
+                    data = self.store.blob(f.sha256)
+                    yield FileChange(f.path, data, data)
+
+        return files_for
 
     def _scan_tolerant(self, sink: files.BlobSink | None) -> tuple[Manifest, list[str]]:
         """The current files for a rollback: a file we cannot read must not stop the restore."""
@@ -502,6 +513,30 @@ class Engine:
                 entry["diff"] = plan.unified(c.path, old, new)
             out.append(entry)
         return out
+
+    def preview(self) -> dict[str, Any]:
+        """What a rollback would do right now (files and interfaces), without doing anything."""
+        t = self._open(None)
+        snap = self.store.snapshot_manifest(t.id)
+        now, unreadable = self._scan_tolerant(None)
+        rp = plan.plan_restore(snap, now)
+        current = now.by_path()
+        changes = [self._file_change(c) for c in plan.changes(snap, now)]
+        bounce = dict(self.network.plan(changes, self._unchanged(snap, now)))
+        return {
+            "transaction": t.id,
+            "backend": self.network.name,
+            "files": [
+                {"path": str(f.path), "action": "rewrite" if f.path in current else "recreate"}
+                for f in rp.write
+            ]
+            + [{"path": str(p), "action": "delete"} for p in rp.delete],
+            "untouched": len(rp.untouched),
+            "interfaces": {k: bounce.get(k, []) for k in ("down", "delete", "up")},
+            "unattributed": bounce.get("unattributed", []),
+            "notes": bounce.get("notes", []),
+            "unreadable": unreadable,
+        }
 
     def status(self, *, edited: list[str] | None = None) -> dict[str, Any]:
         t = self.current()

@@ -10,21 +10,20 @@ files are back. Per-interface stacks implement the same protocol.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from netcfg_txn.affected import FileChange
 from netcfg_txn.errors import CommandFailed
 from netcfg_txn.model import StepResult
 from netcfg_txn.runner import Runner, run_shell
 
+# The managed files that did NOT change (old == new), limited to paths the filter accepts; a
+# backend reads them only for context (which ports a bridge has, which file wins a match).
+UnchangedFiles = Callable[[Callable[[PurePosixPath], bool]], Iterable[FileChange]]
 
-@dataclasses.dataclass(frozen=True)
-class FileChange:
-    path: PurePosixPath
-    old: bytes | None  # in the snapshot (None: did not exist then)
-    new: bytes | None  # now (None: missing now)
+__all__ = ["FileChange", "HookNetwork", "Network", "UnchangedFiles"]
 
 
 class Network(Protocol):
@@ -38,7 +37,7 @@ class Network(Protocol):
         """Live state to keep with the snapshot (JSON), or None."""
         ...
 
-    def plan(self, changes: Sequence[FileChange]) -> Mapping[str, Any]:
+    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> Mapping[str, Any]:
         """Decide, before anything is touched, what the rollback will do (persisted as JSON)."""
         ...
 
@@ -65,7 +64,7 @@ class HookNetwork:
     def capture(self) -> Mapping[str, Any] | None:
         return None
 
-    def plan(self, changes: Sequence[FileChange]) -> Mapping[str, Any]:
+    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> Mapping[str, Any]:
         return {"hook": self.command, "changed": sorted(str(c.path) for c in changes)}
 
     def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:

@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Live rollback that bounces only the interfaces whose configuration changed (R20-R26).
+
+``StackNetwork`` implements ``network.Network`` with one backend (ifupdown, networkd, NM, ...)
+and netlink (``links``): the plan is computed before any file is touched and persisted by the
+engine; interfaces go down while their current config still exists, links only the new config
+created are deleted, files are restored, the stack reloads, the interfaces come up from the
+restored config, dropped routes are re-added, and the result is verified against the snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from netcfg_txn.affected import BouncePlan, FileChange, plan_bounce
+from netcfg_txn.backends import ApplySettings, Backend
+from netcfg_txn.links import Links, LiveState, verify
+from netcfg_txn.model import StepResult
+from netcfg_txn.network import UnchangedFiles
+from netcfg_txn.runner import Runner, run, run_shell
+
+log = logging.getLogger(__name__)
+
+# networkd and NetworkManager apply asynchronously: wait this long for the live state to match.
+SETTLE_S = 10.0
+
+
+class StackNetwork:
+    def __init__(
+        self,
+        backend: Backend,
+        settings: ApplySettings,
+        *,
+        hook: str = "",
+        runner: Runner = run,
+        links: Callable[[], Links] = Links,
+        settle_s: float = SETTLE_S,
+    ) -> None:
+        self.backend = backend
+        self.name = backend.stack.value
+        self._settings = settings
+        self._hook = hook
+        self._run = runner
+        self._links = links
+        self._settle_s = settle_s
+
+    def problem(self) -> str | None:
+        return self.backend.usable(self._run)
+
+    def capture(self) -> Mapping[str, Any] | None:
+        with self._links() as ln:
+            return ln.capture().to_json()
+
+    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> Mapping[str, Any]:
+        owned = [c for c in changes if self.backend.owns(c.path)]
+        context = list(unchanged(self.backend.owns))  # ties (bridge ports, precedence) of the rest
+        with self._links() as ln:
+            live = ln.names()
+        bp = plan_bounce(self.backend, [*owned, *context], live, self._settings.fallback)
+        for note in bp.notes:
+            log.warning("rollback plan: %s", note)
+        return {"backend": self.name, **bp.to_json()}
+
+    def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:
+        bp = BouncePlan.from_json(plan)
+        results = self.backend.down(bp.down, self._run, connection_ids=bp.down_ids)
+        if bp.delete:
+            with self._links() as ln:
+                existing = ln.names()
+                for name in bp.delete:
+                    if name in existing:  # ifdown/nmcli may already have removed it
+                        results.append(ln.delete(name))
+                    else:
+                        results.append(StepResult("delete-link", name, True))
+        return results
+
+    def after_restore(
+        self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
+    ) -> list[StepResult]:
+        bp = BouncePlan.from_json(plan)
+        results: list[StepResult] = []
+        if bp.reload:
+            results += self.backend.reload(self._run)
+        results += self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
+        if live is not None and bp.up:
+            snapshot = LiveState.from_json(live)
+            with self._links() as ln:
+                results += ln.restore_routes(snapshot, bp.up)
+            results += self._verify(snapshot, bp.up)
+        if self._hook and (bp.down or bp.up or bp.unattributed):
+            results.append(_hook(self._hook))
+        return results
+
+    def _verify(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
+        """Poll until the restored interfaces match the snapshot, or report each mismatch."""
+        names = sorted(set(ifnames))
+        deadline = time.monotonic() + self._settle_s
+        while True:
+            with self._links() as ln:
+                mismatches = verify(snapshot, ln.capture(), names)
+            if not mismatches or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if not mismatches:
+            return [StepResult("verify", " ".join(names), True)]
+        for m in mismatches:
+            log.error("after rollback: %s", m)
+        return [StepResult("verify", m.split(":", 1)[0], False, m) for m in mismatches]
+
+
+def _hook(command: str) -> StepResult:
+    from netcfg_txn.errors import CommandFailed
+
+    try:
+        run_shell(command)
+    except CommandFailed as e:
+        return StepResult("hook", command, False, str(e))
+    return StepResult("hook", command, True)
