@@ -451,8 +451,9 @@ class Links:
         """Re-add snapshot routes through ``ifnames`` that are missing now.
 
         Bringing a link down makes the kernel drop every static route through it. Routes without
-        a gateway go first (a gateway may only be reachable through one of them); those that fail
-        with "unreachable" are retried while others succeed. EEXIST counts as success.
+        a gateway go first (a gateway may only be reachable through one of them), and failures
+        are retried for as long as a pass makes progress. EEXIST counts as success. One
+        ``StepResult`` per route attempted (action ``restore-route``, target ``describe()``).
         """
         wanted = set(ifnames)
         try:
