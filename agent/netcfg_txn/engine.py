@@ -156,7 +156,13 @@ class Engine:
         return t
 
     def scan(self, sink: files.BlobSink | None = None) -> Manifest:
-        return files.scan(self.root, self.fileset, self.cfg.limits, sink)
+        cache = files.StatCache.load(self.store.statcache_path)
+        m = files.scan(self.root, self.fileset, self.cfg.limits, sink, cache, self.store.has_blob)
+        try:
+            cache.save(self.store.statcache_path)
+        except OSError as e:  # a hint only: never fail an operation over it
+            log.debug("cannot save the stat cache: %s", e)
+        return m
 
     # ------------------------------------------------------------------------- operations
 

@@ -13,11 +13,14 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
+import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from netcfg_txn import fsutil
 from netcfg_txn.errors import ConfigError, TooLarge
@@ -83,8 +86,66 @@ def list_managed(root: Path, fileset: FileSet) -> tuple[list[PurePosixPath], lis
     return sorted(found), skipped
 
 
+class StatCache:
+    """Digests of files whose (dev, inode, size, mtime, ctime) did not change since they were
+    hashed: git's index trick, so a second snapshot of an unchanged set reads no file contents.
+
+    ctime cannot be set from user space, so any write or chmod invalidates an entry. Entries
+    younger than ``RACY_S`` are not trusted (a write in the same clock tick as the hash).
+    The cache is a hint: losing it only costs a rehash, so it is written without fsync.
+    """
+
+    RACY_S = 2.0
+
+    def __init__(self, entries: dict[str, list[Any]] | None = None) -> None:
+        self.entries: dict[str, list[Any]] = entries or {}
+        self.dirty = False
+
+    @staticmethod
+    def _key(st: os.stat_result) -> list[Any]:
+        return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    def lookup(self, path: PurePosixPath, st: os.stat_result) -> str | None:
+        e = self.entries.get(str(path))
+        if e is None or len(e) != 6 or e[:5] != self._key(st):
+            return None
+        return str(e[5])
+
+    def record(self, path: PurePosixPath, st: os.stat_result, digest: str) -> None:
+        if time.time() - st.st_ctime_ns / 1e9 < self.RACY_S:
+            self.entries.pop(str(path), None)
+            return
+        self.entries[str(path)] = [*self._key(st), digest]
+        self.dirty = True
+
+    @classmethod
+    def load(cls, path: Path) -> StatCache:
+        try:
+            doc = json.loads(path.read_bytes())
+            if isinstance(doc, dict) and doc.get("version") == 1:
+                entries = doc.get("entries")
+                if isinstance(entries, dict):
+                    return cls(entries)
+        except (OSError, ValueError):
+            pass
+        return cls()
+
+    def save(self, path: Path) -> None:
+        if not self.dirty:
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"version": 1, "entries": self.entries}))
+        os.replace(tmp, path)
+        self.dirty = False
+
+
 def stat_one(
-    root: Path, path: PurePosixPath, limits: Limits, sink: BlobSink | None
+    root: Path,
+    path: PurePosixPath,
+    limits: Limits,
+    sink: BlobSink | None,
+    cache: StatCache | None = None,
+    have_blob: Callable[[str], bool] | None = None,
 ) -> FileState | Skipped:
     """The state of one managed path; its bytes go to ``sink`` (the blob store) if given."""
     real = fsutil.under(root, path)
@@ -110,6 +171,19 @@ def stat_one(
             f"{path}: {st.st_size} bytes is over the per-file limit of {limits.max_file_bytes}",
             hint="raise [files] max_file_size or exclude the file",
         )
+    known = cache.lookup(path, st) if cache is not None else None
+    if known is not None and (sink is None or (have_blob is not None and have_blob(known))):
+        return FileState(
+            path=path,
+            kind="file",
+            sha256=known,
+            size=st.st_size,
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            mtime_ns=st.st_mtime_ns,
+            xattrs=fsutil.get_xattrs(real),
+        )
     try:
         data = fsutil.read_nofollow(real, limits.max_file_bytes)
     except PermissionError as e:
@@ -123,6 +197,8 @@ def stat_one(
     digest = hashlib.sha256(data).hexdigest()
     if sink is not None:
         sink(digest, data)
+    if cache is not None and len(data) == st.st_size:
+        cache.record(path, st, digest)
     return FileState(
         path=path,
         kind="file",
@@ -137,7 +213,12 @@ def stat_one(
 
 
 def scan(
-    root: Path, fileset: FileSet, limits: Limits | None = None, sink: BlobSink | None = None
+    root: Path,
+    fileset: FileSet,
+    limits: Limits | None = None,
+    sink: BlobSink | None = None,
+    cache: StatCache | None = None,
+    have_blob: Callable[[str], bool] | None = None,
 ) -> Manifest:
     """Every managed file now. Unreadable or oversize files abort with a clear error (a file we
     could not snapshot would otherwise be deleted by a rollback as "added")."""
@@ -147,7 +228,7 @@ def scan(
     total = 0
     for p in paths:
         try:
-            got = stat_one(root, p, limits, sink)
+            got = stat_one(root, p, limits, sink, cache, have_blob)
         except FileNotFoundError:
             continue  # vanished between listing and reading: it is simply not there now
         if isinstance(got, Skipped):

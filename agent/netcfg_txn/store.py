@@ -94,6 +94,7 @@ class Store:
         self.baseline_path = state_dir / "baseline.json"
         self.rejected_path = state_dir / "rejected.json"
         self.lock_path = state_dir / "daemon.lock"
+        self.statcache_path = state_dir / "statcache.json"
 
     def ensure(self) -> None:
         for d in (self.dir, self.blobs, self.snapshots, self.history_dir):
