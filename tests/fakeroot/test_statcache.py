@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The stat cache: an unchanged file is not re-read, any write (even same size and mtime) is seen."""
+"""The stat cache: unchanged files are not re-read; any write (same size, same mtime) is seen."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def test_unchanged_files_are_not_reread_and_edits_are_seen(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(files.StatCache, "RACY_S", 0.0)
+    env.engine.store.ensure()
     first = env.engine.scan()
     reads: list[str] = []
     real_read = fsutil.read_nofollow
@@ -36,6 +37,7 @@ def test_unchanged_files_are_not_reread_and_edits_are_seen(
 
 
 def test_fresh_entries_are_not_trusted(env: Env) -> None:
+    env.engine.store.ensure()
     env.engine.scan()
     cache = files.StatCache.load(env.engine.store.statcache_path)
     assert cache.entries == {}  # every file was written within RACY_S: re-hashed next time
@@ -45,6 +47,7 @@ def test_snapshot_with_cache_still_stores_missing_blobs(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(files.StatCache, "RACY_S", 0.0)
+    env.engine.store.ensure()
     env.engine.scan()  # cache filled, but no blob stored yet
     t, _ = env.engine.start(ROOT_ACTOR)
     for f in env.engine.store.snapshot_manifest(t.id).files:
