@@ -80,6 +80,12 @@ class Ctx:
         from netcfg_txn.netchoice import make_network
 
         cfg = configmod.load(self.config, state_dir=self.state_dir)
+        if cfg.state_dir.exists() and not os.access(cfg.state_dir, os.R_OK | os.X_OK):
+            from netcfg_txn.errors import NotPermitted
+
+            raise NotPermitted(
+                f"cannot read the state directory {cfg.state_dir}", hint="run as root (sudo)"
+            )
         return Engine(self.root, cfg, SystemClock(), make_network(cfg, self.root))
 
 

@@ -3,8 +3,8 @@
 host's transaction over HTTPS). ``cli.py`` adds both groups; errors are raised as project errors,
 which ``cli.run()`` turns into exit codes and, with ``--json``, one JSON document.
 
-The parent context's ``obj`` (a dict) may carry ``json`` (bool), ``root`` (fake root for tests) and
-``config`` (a loaded Config or the config path), from which ``[remote] peers_dir`` is taken.
+The root context's ``obj`` (cli.py's ``Ctx``, or a dict in tests) gives ``--json``, the fake
+``--root`` and ``--config`` (a path or a loaded Config), from which ``[remote] peers_dir`` is taken.
 Tokens are read from files, never from the command line (they would show in ``ps``).
 """
 
@@ -13,53 +13,50 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
 
 from netcfg_txn.errors import ConfigError, UsageError
-from netcfg_txn.remote import RemoteClient, parse_hostport
+from netcfg_txn.remote import RemoteClient, parse_hostport, read_secret
 from netcfg_txn.tlsconf import RemoteConfig
 
 DEFAULT_PEER_EXPIRY = "365d"
+_PEERS = "netcfg_txn.peers_dir"
+_CLIENT = "netcfg_txn.remote_client"
 
 
-def _obj(ctx: click.Context) -> dict[str, Any]:
+def _parent(ctx: click.Context) -> tuple[bool, Path, Any]:
+    """(json, root, config) from the root context's obj: cli.py's Ctx, or a dict in tests."""
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, dict) else {}
+    if isinstance(obj, dict):
+        return bool(obj.get("json")), Path(obj.get("root") or "/"), obj.get("config")
+    out = getattr(obj, "out", None)
+    as_json = bool(getattr(out, "as_json", False))
+    return as_json, Path(getattr(obj, "root", None) or "/"), getattr(obj, "config", None)
 
 
 def _emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
     """Exactly one JSON document with ``--json``, else the human text."""
-    if _obj(ctx).get("json"):
+    if _parent(ctx)[0]:
         click.echo(json.dumps({"ok": True, **doc}, indent=2, sort_keys=True))
     elif human:
         click.echo(human)
 
 
-def _wall(value: Any) -> str:
-    """A deadline (``{"wall_s": …}`` or seconds) for people: local time and seconds left."""
-    if isinstance(value, dict):
+def _wall(txn: Mapping[str, Any]) -> str:
+    """A transaction's deadline for people: local time and seconds left."""
+    value = txn.get("deadline_wall_s", txn.get("deadline"))
+    if isinstance(value, Mapping):
         value = value.get("wall_s")
     if not isinstance(value, int | float):
         return "?"
     left = value - time.time()
     when = datetime.datetime.fromtimestamp(value).astimezone().isoformat(timespec="seconds")
     return f"{when} (in {max(0, round(left))}s)"
-
-
-def read_secret(path: str, what: str) -> str:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot read {what} from {path}: {e.strerror}") from None
-    token = text.strip()
-    if not token or any(c.isspace() for c in token):
-        raise UsageError(f"{path}: expected exactly one {what}")
-    return token
 
 
 def write_secret(path: str, secret: str) -> None:
@@ -78,20 +75,17 @@ def write_secret(path: str, secret: str) -> None:
 
 
 def _peers_dir(ctx: click.Context, explicit: str | None) -> tuple[PurePosixPath, Path]:
-    obj = _obj(ctx)
-    root = Path(obj.get("root") or "/")
+    """``--peers-dir``, else ``[remote] peers_dir`` of the configuration, under the fake root."""
+    _, root, cfg = _parent(ctx)
     if explicit:
         return PurePosixPath(os.path.abspath(explicit)), Path("/")
-    if obj.get("peers_dir"):
-        return PurePosixPath(str(obj["peers_dir"])), root
-    cfg = obj.get("config")
     if isinstance(cfg, str | os.PathLike):
         from netcfg_txn import config as config_mod
 
         path = Path(cfg)
         cfg = config_mod.load(path) if config_mod.layer_paths(path) else None
     extra = getattr(cfg, "extra", None)
-    table = extra.get("remote", {}) if isinstance(extra, dict) else {}
+    table = extra.get("remote", {}) if isinstance(extra, Mapping) else {}
     return RemoteConfig.from_toml(table, "config").peers_dir, root
 
 
@@ -100,8 +94,7 @@ def _peers_dir(ctx: click.Context, explicit: str | None) -> tuple[PurePosixPath,
 @click.pass_context
 def peer(ctx: click.Context, peers_dir: str | None) -> None:
     """Manage the peers allowed to use the remote API (peers.d/NAME.toml)."""
-    ctx.ensure_object(dict)
-    ctx.obj["_peers"] = _peers_dir(ctx, peers_dir)
+    ctx.meta[_PEERS] = _peers_dir(ctx, peers_dir)
 
 
 def _expiry(value: str) -> float | None:
@@ -150,7 +143,7 @@ def peer_add(
     """Create peer NAME (or rotate its token) and show its token, once."""
     from netcfg_txn.peers import add_peer, list_peers
 
-    directory, root = ctx.obj["_peers"]
+    directory, root = ctx.meta[_PEERS]
     ops = [o for item in operations for o in item.replace(",", " ").split()] or None
     token = add_peer(
         directory,
@@ -169,7 +162,7 @@ def peer_add(
         _emit(ctx, doc, f"peer {name}: token written to {token_out}")
         return
     doc["token"] = token
-    if not _obj(ctx).get("json"):
+    if not _parent(ctx)[0]:
         click.echo(
             f"peer {name}: store this token now (e.g. in a 0600 file on the peer); "
             "it is not kept on this host and cannot be shown again:",
@@ -184,7 +177,7 @@ def peer_list(ctx: click.Context) -> None:
     """List peers (never their tokens) and any peer file that is being ignored."""
     from netcfg_txn.peers import list_peers
 
-    directory, root = ctx.obj["_peers"]
+    directory, root = ctx.meta[_PEERS]
     db = list_peers(directory, root=root)
     lines = []
     for p in db.peers:
@@ -208,7 +201,7 @@ def peer_revoke(ctx: click.Context, name: str) -> None:
     """Remove peer NAME; the daemon stops accepting its token on its next reload."""
     from netcfg_txn.peers import revoke_peer
 
-    directory, root = ctx.obj["_peers"]
+    directory, root = ctx.meta[_PEERS]
     revoke_peer(directory, name, root=root)
     _emit(ctx, {"revoked": name}, f"peer {name} revoked")
 
@@ -243,10 +236,9 @@ def remote(
     insecure_plaintext: bool,
 ) -> None:
     """Drive a transaction on another host through its remote API (HTTPS)."""
-    ctx.ensure_object(dict)
     hostname, port = parse_hostport(host)
     try:
-        ctx.obj["_client"] = RemoteClient(
+        ctx.meta[_CLIENT] = RemoteClient(
             hostname,
             port,
             ca_file=ca,
@@ -262,7 +254,7 @@ def remote(
 
 
 def _client(ctx: click.Context) -> RemoteClient:
-    client: RemoteClient = ctx.obj["_client"]
+    client: RemoteClient = ctx.meta[_CLIENT]
     return client
 
 
@@ -355,7 +347,7 @@ def remote_start(
     if token_out:
         write_secret(token_out, token)
         doc = {**doc, "token": None, "token_file": token_out}
-    human = f"transaction {txn.get('id')} open until {_wall(txn.get('deadline'))}"
+    human = f"transaction {txn.get('id')} open until {_wall(txn)}"
     if not token_out:
         human += f"\ntoken: {token}"
     _emit(ctx, doc, human)
@@ -370,7 +362,7 @@ def remote_arm(ctx: click.Context, txn_id: str, txn_token_file: str, timeout: st
     """Arm or extend the dead-man timer."""
     doc = _client(ctx).arm(txn_id, read_secret(txn_token_file, "transaction token"), timeout)
     txn = doc.get("transaction") or {}
-    _emit(ctx, doc, f"transaction {txn_id} open until {_wall(txn.get('deadline'))}")
+    _emit(ctx, doc, f"transaction {txn_id} open until {_wall(txn)}")
 
 
 @remote.command("confirm")

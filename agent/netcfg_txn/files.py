@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -133,7 +134,7 @@ class StatCache:
     def save(self, path: Path) -> None:
         if not self.dirty:
             return
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({"version": 1, "entries": self.entries}))
         os.replace(tmp, path)
         self.dirty = False

@@ -17,18 +17,22 @@ import datetime
 import errno
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 import stat
+import time
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 from netcfg_txn.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.fsutil import atomic_write, fsync_dir, under
 from netcfg_txn.model import Actor
+
+log = logging.getLogger(__name__)
 
 OPERATIONS: tuple[str, ...] = ("start", "arm", "confirm", "rollback", "status")
 # Every authenticated peer may ask for the version and capabilities, whatever its operations.
@@ -375,3 +379,60 @@ def revoke_peer(dir: PurePath, name: str, *, root: Path = Path("/")) -> None:
 def list_peers(dir: PurePath, *, root: Path = Path("/")) -> PeerDb:
     """All loadable peers, and the files that were skipped with why."""
     return load_peers(dir, root, strict=False)
+
+
+class PeerCache:
+    """The daemon's view of peers.d: reloads when the directory's entries change (checked at most
+    every ``min_interval_s``) and on ``reload()`` (SIGHUP). The first load is strict (a bad file
+    stops the daemon from starting); later ones skip bad files and log them, so a revocation
+    always takes effect within ``min_interval_s``."""
+
+    def __init__(
+        self,
+        dir: PurePath,
+        root: Path = Path("/"),
+        *,
+        min_interval_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._path = peers_path(dir, root)
+        self._dir, self._root = dir, root
+        self._interval = min_interval_s
+        self._now = monotonic
+        self._stamp = self._fingerprint()
+        self._db = load_peers(dir, root, strict=True)
+        self._checked = self._now()
+
+    def get(self) -> PeerDb:
+        now = self._now()
+        if now - self._checked >= self._interval:
+            self._checked = now
+            if self._fingerprint() != self._stamp:
+                self.reload()
+        return self._db
+
+    def reload(self) -> PeerDb:
+        self._stamp = self._fingerprint()
+        try:
+            db = load_peers(self._dir, self._root, strict=False)
+        except ConfigError as e:  # the directory itself is now unusable: trust nobody
+            log.error("peers: %s; no remote peer is accepted until this is fixed", e.message)
+            db = PeerDb((), (e.message,))
+        for problem in db.problems:
+            log.error("peers: ignoring %s", problem)
+        if db.names() != self._db.names():
+            log.info("peers: now %s", ", ".join(db.names()) or "none")
+        self._db = db
+        return db
+
+    def _fingerprint(self) -> tuple[object, ...]:
+        try:
+            st = os.lstat(self._path)
+            entries = sorted(
+                (e.name, s.st_ino, s.st_mtime_ns, s.st_size, s.st_mode, s.st_uid)
+                for e in os.scandir(self._path)
+                for s in (e.stat(follow_symlinks=False),)
+            )
+        except OSError:
+            return ("missing",)
+        return (st.st_ino, st.st_mtime_ns, st.st_mode, st.st_uid, tuple(entries))

@@ -17,7 +17,21 @@ import collections
 import dataclasses
 import ipaddress
 
+from netcfg_txn import errors
+
 DEFAULT_MAX_SOURCES = 4096
+
+
+class RateLimited(errors.NotPermitted):
+    """Too many failed authentications from one source (HTTP 429, exit 77)."""
+
+    code = "rate-limited"
+    http_status = 429
+
+
+# errors.from_json finds classes by code; register this one (defined outside errors.py) too, so
+# a client rebuilds it with its exit code.
+errors._BY_CODE.setdefault(RateLimited.code, RateLimited)
 
 
 def source_key(addr: str) -> str:

@@ -15,10 +15,13 @@ import os
 import re
 import socket
 import ssl
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from netcfg_txn import __version__
+from netcfg_txn import ratelimit as _ratelimit  # noqa: F401  (registers the rate-limited code)
 from netcfg_txn.errors import NetcfgTxnError, Unavailable, UsageError, from_json
 from netcfg_txn.tlsconf import DEFAULT_PORT, client_context
 
@@ -38,6 +41,17 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, in
     if not 1 <= port <= 65535:
         raise UsageError(f"port out of range in {text!r}")
     return host, port
+
+
+def read_secret(path: str, what: str) -> str:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read {what} from {path}: {e.strerror}") from None
+    token = text.strip()
+    if not token or any(c.isspace() for c in token):
+        raise UsageError(f"{path}: expected exactly one {what}")
+    return token
 
 
 class _Connection(http.client.HTTPSConnection):

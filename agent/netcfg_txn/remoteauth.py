@@ -21,20 +21,13 @@ from netcfg_txn.clock import Clock
 from netcfg_txn.errors import NetcfgTxnError, NotPermitted, Unavailable
 from netcfg_txn.model import Actor
 from netcfg_txn.peers import PeerDb
-from netcfg_txn.ratelimit import Limiter, source_key
+from netcfg_txn.ratelimit import Limiter, RateLimited, source_key
 from netcfg_txn.tlsconf import RemoteConfig, client_subject, server_context
 
 log = logging.getLogger(__name__)
 
 TXN_TOKEN_HEADER = "X-Netcfg-Txn-Token"
 _MAX_HEADER_TOKEN = 1024
-
-
-class RateLimited(NotPermitted):
-    """Too many failed authentications from one source (HTTP 429, exit 77)."""
-
-    code = "rate-limited"
-    http_status = 429
 
 
 def peer_address(request: web.BaseRequest) -> str:

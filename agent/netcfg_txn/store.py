@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from netcfg_txn import fsutil
+from netcfg_txn.errors import NotPermitted
 from netcfg_txn.model import (
     Manifest,
     Txn,
@@ -172,6 +173,8 @@ class Store:
             doc = fsutil.read_json(self.txn_path)
         except FileNotFoundError:
             return None
+        except PermissionError:
+            raise NotPermitted(f"cannot read {self.txn_path}", hint="run as root") from None
         except (OSError, ValueError) as e:
             raise Corrupt(str(e)) from None
         try:
