@@ -76,6 +76,7 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "arm": bool,
         "fail_fast": bool,
         "rounds": int,
+        "probe_settings": dict,
     },
     "arm": {"timeout": (str, int, float), "force": bool},
     "confirm": {},
@@ -148,7 +149,9 @@ def actor_for(request: web.Request, op: str) -> Actor:
     auth: RemoteAuth | None = request.app.get("netcfg.remote_auth")
     if auth is None:
         raise NotPermitted("remote access is not enabled")
-    return auth(request, op)
+    actor = auth(request, op)
+    request["netcfg.remote_op"] = op  # a later BadToken (wrong txn token) counts as a failure
+    return actor
 
 
 def _token(request: web.Request) -> str | None:
@@ -188,6 +191,8 @@ async def _errors(
     try:
         return await handler(request)
     except NetcfgTxnError as e:
+        if isinstance(e, NotPermitted) and "netcfg.remote_op" in request:
+            request.app["netcfg.remote_auth"].failed(request, request["netcfg.remote_op"], e)
         return _error(e)
     except web.HTTPRequestEntityTooLarge:
         return _error(BadRequest("request body too large"))

@@ -16,6 +16,7 @@ import click
 
 from netcfg_txn import __version__, client
 from netcfg_txn import config as configmod
+from netcfg_txn.cli_remote import peer, remote
 from netcfg_txn.errors import ExitCode, InternalError, NetcfgTxnError, Unavailable, UsageError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -447,6 +448,13 @@ def config_show(c: Ctx) -> None:
     c.out.result(doc, json.dumps(doc["config"], indent=2))
 
 
+cli.add_command(peer)
+cli.add_command(remote)
+
+
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _fail(out: Output, e: NetcfgTxnError) -> NoReturn:
     out.error(e)
     sys.exit(e.exit_code)
@@ -457,7 +465,7 @@ def run(argv: list[str] | None = None) -> None:
     out = Output(as_json="--json" in args[: args.index("--") if "--" in args else len(args)])
     try:
         cli.main(args=args, prog_name="netcfg-txn", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:
+    except _NO_ARGS_IS_HELP as e:  # click >= 8.2; 8.1 prints the help itself
         click.echo(e.ctx.get_help())
         sys.exit(ExitCode.USAGE)
     except click.UsageError as e:

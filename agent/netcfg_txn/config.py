@@ -16,6 +16,8 @@ from typing import Any
 
 from netcfg_txn.errors import ConfigError, UsageError
 from netcfg_txn.fileset import PRESETS, FileSet, Limits, check_glob, from_presets
+from netcfg_txn.policy import ProbeSettings
+from netcfg_txn.tlsconf import RemoteConfig
 
 DEFAULT_CONFIG = Path("/etc/netcfg-txn/netcfg-txn.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/netcfg-txn")
@@ -194,6 +196,8 @@ class Config:
     apply: ApplyConfig
     extra: Mapping[str, Mapping[str, Any]]  # OPEN_SECTIONS, raw
     sources: tuple[str, ...]
+    remote: RemoteConfig = RemoteConfig()
+    probes: ProbeSettings = ProbeSettings()
 
     def check_timeout(self, seconds: float | None) -> float:
         t = self.timeout_default_s if seconds is None else seconds
@@ -255,6 +259,8 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
     if a["backend"] == "command" and not (a["down_command"] or a["up_command"]):
         where = origin.get("apply.backend", "config")
         raise ConfigError(f"{where}: [apply] backend = 'command' needs down_command and up_command")
+    remote = RemoteConfig.from_toml(values.get("remote", {}), _origin(origin, "remote"))
+    probes = ProbeSettings.from_toml(values.get("probes", {}), _origin(origin, "probes"))
     fileset = from_presets(f["presets"], f["include"], f["exclude"])
     if not fileset.include:
         raise ConfigError("[files]: no presets and no include globs: nothing would be managed")
@@ -277,7 +283,15 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         ),
         extra={s: dict(values.get(s, {})) for s in OPEN_SECTIONS},
         sources=tuple(w for w, _ in layers),
+        remote=remote,
+        probes=probes,
     )
+
+
+def _origin(origin: Mapping[str, str], section: str) -> str:
+    """The file(s) that set keys of ``section``, for error messages."""
+    files = sorted({w for k, w in origin.items() if k.startswith(f"{section}.")})
+    return ", ".join(files) or "defaults"
 
 
 def layer_paths(config: Path) -> list[Path]:

@@ -28,12 +28,17 @@ from netcfg_txn import config as configmod
 from netcfg_txn.api import CAPABILITIES, make_app
 from netcfg_txn.clock import SystemClock
 from netcfg_txn.engine import Engine, public_txn
-from netcfg_txn.errors import Busy, ConfigError, ExitCode, NetcfgTxnError, NotFound
+from netcfg_txn.errors import Busy, ConfigError, ExitCode, NetcfgTxnError, NotFound, NotPermitted
 from netcfg_txn.model import Actor, Phase, Reason, Txn
 from netcfg_txn.netchoice import make_network
+from netcfg_txn.peers import PeerCache
+from netcfg_txn.policy import ConfirmPolicy, Policy, parse_confirm
+from netcfg_txn.probes import ProbeSupervisor
+from netcfg_txn.remoteauth import limiter_for, make_remote_auth, start_remote_sites
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
+PROBES = Actor(kind="system", command="probes")
 
 
 class Daemon:
@@ -56,6 +61,8 @@ class Daemon:
         self._status_cache: tuple[int, dict[str, Any]] | None = None
         self.stopping = asyncio.Event()
         self.deadline_fired_at: float | None = None  # loop time, for latency measurements
+        self.peers: PeerCache | None = None  # set when the remote API is enabled
+        self.supervisor: ProbeSupervisor | None = None
 
     # ---------------------------------------------------------------------- serialization
 
@@ -84,6 +91,7 @@ class Daemon:
             self._timer = None
         t = self.engine.current()
         self._notify_status(t)
+        self._sync_probes(t)
         if t is None or t.phase is not Phase.OPEN:
             return
         remaining = t.deadline.remaining_s(self.engine.clock.now())
@@ -103,6 +111,7 @@ class Daemon:
             self.rearm()  # woke early (e.g. the clock drifted over a suspend): sleep again
         else:
             self._notify_status(None)
+            self._sync_probes(None)
 
     def _notify_status(self, t: Txn | None) -> None:
         if t is None:
@@ -111,6 +120,45 @@ class Daemon:
         left = t.deadline.remaining_s(self.engine.clock.now())
         self.notifier.notify(f"STATUS={t.phase.value} {t.id}, {left:.0f}s left")
 
+    # ----------------------------------------------------------------------------- probes
+
+    def _confirm_policy(self, t: Txn) -> ConfirmPolicy | None:
+        if not t.policy:
+            return None
+        try:
+            return parse_confirm(t.policy, self.engine.cfg.probes)
+        except NetcfgTxnError as e:
+            log.error("txn=%s stored confirm policy is invalid, probes not run: %s", t.id, e)
+            return None
+
+    def _sync_probes(self, t: Txn | None) -> None:
+        """One supervisor for the open transaction's probes; none once it has ended."""
+        open_id = t.id if t is not None and t.phase is Phase.OPEN else None
+        if self.supervisor is not None and self.supervisor.name != open_id:
+            self.supervisor.stop()
+            self.supervisor = None
+        if self.supervisor is None and t is not None and open_id is not None:
+            confirm = self._confirm_policy(t)
+            if confirm is not None and confirm.supervised:
+                tid = t.id
+                self.supervisor = ProbeSupervisor(
+                    confirm,
+                    lambda: self._probes_passed(tid),
+                    lambda why: self._probes_failed(tid, why),
+                    name=tid,
+                )
+                self.supervisor.start()
+
+    async def _probes_passed(self, tid: str) -> None:
+        log.info("txn=%s probes passed: committing", tid)
+        await self._locked(self.engine.commit, PROBES, txn_id=tid, token=None)
+
+    async def _probes_failed(self, tid: str, why: str) -> None:
+        log.warning("txn=%s %s: rolling back (reason health)", tid, why)
+        await self._locked(
+            self.engine.rollback, PROBES, txn_id=tid, token=None, force=False, reason=Reason.HEALTH
+        )
+
     def touched(self, path: PurePosixPath) -> None:
         self._gen += 1
         log.debug("managed path changed: %s", path)
@@ -118,12 +166,14 @@ class Daemon:
     # ---------------------------------------------------------------------------- service
 
     def capabilities(self) -> list[str]:
-        return list(CAPABILITIES)
+        extra = ["probes", "confirm-policies"] + (["remote-tls"] if self.peers else [])
+        return list(CAPABILITIES) + extra
 
     async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]:
+        confirm = parse_confirm(body, self.engine.cfg.probes)  # BadRequest before any snapshot
         policy = None
-        if body.get("probes") or body.get("policy", "manual") != "manual":
-            policy = {k: body[k] for k in ("probes", "policy", "fail_fast", "rounds") if k in body}
+        if confirm.probes or confirm.policy is not Policy.MANUAL:
+            policy = confirm.to_json()
         t, token = await self._locked(
             self.engine.start,
             actor,
@@ -148,6 +198,13 @@ class Daemon:
         return {"transaction": self._public(t)}
 
     async def confirm(self, actor: Actor, txn_id: str | None, token: str | None) -> dict[str, Any]:
+        cur = self.engine.current()
+        confirm = self._confirm_policy(cur) if cur is not None else None
+        if actor.kind == "remote" and confirm is not None and not confirm.policy.manual_confirm:
+            raise NotPermitted(
+                f"transaction {cur.id if cur else '?'} is confirmed by its probes only",
+                hint="start with --policy probes-or-manual to allow both",
+            )
         t, already = await self._locked(self.engine.commit, actor, txn_id=txn_id, token=token)
         return {"transaction": self._public(t), "already_committed": already}
 
@@ -187,6 +244,8 @@ class Daemon:
             doc = dict(doc)
         if t is not None:
             doc["transaction"] = self._public(t)
+        if self.supervisor is not None:
+            doc["probes"] = self.supervisor.status()
         doc["daemon"] = {"pid": os.getpid(), "version": __version__}
         return doc
 
@@ -217,6 +276,8 @@ class Daemon:
     async def reload_config(self) -> None:
         self.notifier.notify("RELOADING=1")
         try:
+            if self.peers is not None:  # always, even with a transaction open (revocation)
+                self.peers.reload()
             if self.engine.current() is not None:
                 log.error("configuration reload refused: a transaction is open; old config kept")
                 return
@@ -287,7 +348,14 @@ async def serve(args: argparse.Namespace) -> int:
     except Exception as e:  # inotify limits: status still works, by rescanning
         log.warning("cannot watch managed directories: %s", e)
 
-    app = make_app(daemon)
+    app = make_app(daemon, max_body=cfg.remote.max_body_bytes)
+    if cfg.remote.enabled:
+        daemon.peers = PeerCache(cfg.remote.peers_dir, root)
+        if not daemon.peers.get().peers:
+            log.warning("remote API enabled but %s has no peers", cfg.remote.peers_dir)
+        app["netcfg.remote_auth"] = make_remote_auth(
+            daemon.peers.get, limiter_for(cfg.remote), engine.clock
+        )
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     fds = sd.listen_fds(os.environ, os.getpid())
@@ -296,6 +364,8 @@ async def serve(args: argparse.Namespace) -> int:
     else:
         sock = _bind_control(Path(args.socket))
     await web.SockSite(runner, sock).start()
+    if cfg.remote.enabled:
+        await start_remote_sites(runner, cfg.remote, root)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
@@ -317,6 +387,7 @@ async def serve(args: argparse.Namespace) -> int:
     notifier.notify("STOPPING=1")
     log.info("stopping; an open transaction stays armed on disk and resumes on restart")
     watcher.stop()
+    daemon._sync_probes(None)
     await runner.cleanup()
     if not fds:
         with contextlib.suppress(OSError):
