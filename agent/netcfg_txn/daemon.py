@@ -27,7 +27,7 @@ from netcfg_txn import __version__, sd
 from netcfg_txn import config as configmod
 from netcfg_txn.api import CAPABILITIES, make_app
 from netcfg_txn.clock import SystemClock
-from netcfg_txn.engine import Engine, public_txn
+from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
 from netcfg_txn.errors import Busy, ConfigError, ExitCode, NetcfgTxnError, NotFound, NotPermitted
 from netcfg_txn.model import Actor, Phase, Reason, Txn
 from netcfg_txn.netchoice import make_network
@@ -278,15 +278,23 @@ class Daemon:
         try:
             if self.peers is not None:  # always, even with a transaction open (revocation)
                 self.peers.reload()
-            if self.engine.current() is not None:
-                log.error("configuration reload refused: a transaction is open; old config kept")
+            if (open_txn := self.engine.current()) is not None:
+                log.error(
+                    "configuration reload refused: transaction %s is open; old config kept",
+                    open_txn.id,
+                    extra={"journal_fields": {"MESSAGE_ID": MSG_RELOAD_REFUSED}},
+                )
                 return
             if self._reload is None:
                 return
             try:
                 cfg = await asyncio.to_thread(self._reload)
             except NetcfgTxnError as e:
-                log.error("configuration reload failed, old config kept: %s", e)
+                log.error(
+                    "configuration reload refused, old config kept: %s",
+                    e,
+                    extra={"journal_fields": {"MESSAGE_ID": MSG_RELOAD_REFUSED, "CONFIG_ERROR": e}},
+                )
                 return
             async with self.lock:
                 self.engine.cfg = cfg

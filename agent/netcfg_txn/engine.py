@@ -21,7 +21,15 @@ from typing import Any
 from netcfg_txn import files, plan, txn
 from netcfg_txn.clock import Clock
 from netcfg_txn.config import Config
-from netcfg_txn.errors import BadToken, Failed, NotPermitted, NoTransaction, PendingEdits, Rejected
+from netcfg_txn.errors import (
+    BadToken,
+    ConfigError,
+    Failed,
+    NotPermitted,
+    NoTransaction,
+    PendingEdits,
+    Rejected,
+)
 from netcfg_txn.model import (
     SYSTEM,
     Actor,
@@ -42,12 +50,14 @@ from netcfg_txn.store import Corrupt, Store
 log = logging.getLogger(__name__)
 
 # MESSAGE_IDs (journal catalog: packaging/catalog/netcfg-txn.catalog)
-MSG_STARTED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e01"
-MSG_COMMITTED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e02"
-MSG_ROLLED_BACK = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e03"
-MSG_FAILED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e04"
-MSG_EXTENDED = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e05"
-MSG_ROLLBACK_BEGUN = "4d3a7b4e1c2f4f0a9a3e6f1b2c8d9e06"
+MSG_STARTED = "dadf92640bc84527a1a4140a871545aa"
+MSG_EXTENDED = "dd97c583e3014ddc89467af7df43f658"
+MSG_COMMITTED = "914c9ef68f16435491f920a19aa116cc"
+MSG_ROLLBACK_BEGUN = "d496f8d097f8442b8692efaf871e340c"
+MSG_ROLLED_BACK = "2c0bdd571b3042f98ef9658d2325167b"
+MSG_FAILED = "d4510d873c7d42dcb01059d8acdbec9f"
+MSG_BOOT_ROLLBACK = "bebcf3dda87d4724b3d11a99cada5f72"
+MSG_RELOAD_REFUSED = "6ca995f6a42c434a8bfce25496f1835f"
 
 
 def hash_token(token: str) -> str:
@@ -86,7 +96,9 @@ class Engine:
 
     # ------------------------------------------------------------------------- plumbing
 
-    def _event(self, msg_id: str, message: str, t: Txn | None, **fields: Any) -> None:
+    def _event(
+        self, msg_id: str, message: str, t: Txn | None, level: int | None = None, **fields: Any
+    ) -> None:
         """One structured log line per state transition (R52); the journal keeps the fields."""
         jf: dict[str, Any] = {"MESSAGE_ID": msg_id}
         if t is not None:
@@ -97,7 +109,7 @@ class Engine:
             jf["ACTOR"] = actor.describe()
         jf.update({k.upper(): v for k, v in fields.items()})
         txt = f"txn={t.id} {message}" if t is not None else message
-        log.info(txt, extra={"journal_fields": jf})
+        log.log(level or logging.INFO, txt, extra={"journal_fields": jf})
         if self._on_event is not None:
             self._on_event(msg_id, message, t, jf)
 
@@ -182,6 +194,13 @@ class Engine:
             txn.step(existing, txn.Begin(existing))  # raises Busy naming it (R1, R6)
         if (why := self.network.problem()) is not None:
             raise Failed(f"the {self.network.name} backend cannot work here: {why}")
+        if ro := files.read_only_dirs(self.root, self.fileset):
+            raise ConfigError(
+                f"managed directories are read-only for this process: {', '.join(ro)}; "
+                "a rollback could not restore them",
+                hint="under systemd, add them with 'systemctl edit netcfg-txnd': "
+                "[Service] ReadWritePaths=DIR",
+            )
         writer = self.store.blob_writer()
         try:
             manifest = self.scan(writer)
@@ -353,6 +372,8 @@ class Engine:
         )
         t = dataclasses.replace(t, stage="files", results=tuple(results))
         self.store.write_txn(t)
+        if not live:
+            results += self._regenerate_at_boot(restore_plan)
         if live:
             assert t.bounce is not None
             links = self.store.snapshot_extra(t.id, "links")
@@ -361,23 +382,32 @@ class Engine:
         errors = tuple(f"{r.action} {r.target}: {r.error}" for r in results if not r.ok)
         new, effects = self._persist(t, txn.RollbackDone(tuple(results), errors, time.time()))
         assert new is not None
-        failed = [r for r in results if not r.ok]
-        if failed:
-            log.critical(
-                "txn=%s rollback FAILED for %d step(s): %s",
-                t.id,
-                len(failed),
-                "; ".join(errors),
-                extra={"journal_fields": {"MESSAGE_ID": MSG_FAILED, "TXN_ID": t.id}},
-            )
         summary = ", ".join(f"{r.action} {r.target}" for r in results if r.ok) or "nothing to do"
+        if errors:  # loud: CRITICAL, one entry naming every failure (R17)
+            msg_id = MSG_FAILED
+            text = f"rollback FAILED ({reason}) for {len(errors)} step(s): {'; '.join(errors)}"
+        else:
+            msg_id = MSG_BOOT_ROLLBACK if not live else MSG_ROLLED_BACK
+            text = f"{new.phase.value} ({reason}){' at boot, files only' if not live else ''}"
         self._event(
-            MSG_FAILED if failed else MSG_ROLLED_BACK,
-            f"{new.phase.value} ({reason}): {summary}",
-            new,
+            msg_id, f"{text}; done: {summary}", new, level=logging.CRITICAL if errors else None
         )
         self._run_effects(new, effects)
         return new
+
+    def _regenerate_at_boot(self, rp: plan.RestorePlan) -> list[StepResult]:
+        """netplan's generator ran at boot from the rejected YAML, before us: run it again."""
+        touched = [str(f.path) for f in rp.write] + [str(p) for p in rp.delete]
+        if self.root != Path("/") or not any(p.startswith("/etc/netplan/") for p in touched):
+            return []
+        from netcfg_txn.errors import CommandFailed
+        from netcfg_txn.runner import run
+
+        try:
+            run(["netplan", "generate"], timeout_s=60)
+        except CommandFailed as e:
+            return [StepResult("generate", "netplan", False, str(e))]
+        return [StepResult("generate", "netplan", True)]
 
     def _file_change(self, c: plan.Change) -> FileChange:
         old = self.store.blob(c.old.sha256) if c.old is not None and c.old.kind == "file" else None

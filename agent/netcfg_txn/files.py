@@ -245,6 +245,19 @@ def scan(
     return Manifest(tuple(files), tuple(skipped))
 
 
+def read_only_dirs(root: Path, fileset: FileSet) -> list[str]:
+    """Existing managed directories on a read-only mount (e.g. outside a unit's ReadWritePaths)."""
+    out = []
+    for d in sorted(fileset.watch_dirs()):
+        real = fsutil.under(root, d) if d != PurePosixPath("/") else root
+        try:
+            if os.statvfs(real).f_flag & os.ST_RDONLY:
+                out.append(str(d))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return out
+
+
 def read_current(root: Path, path: PurePosixPath, limit: int) -> bytes | None:
     """Content of a managed regular file now (None if missing or not a regular file)."""
     try:
