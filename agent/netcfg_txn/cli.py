@@ -405,10 +405,11 @@ def boot_rollback(c: Ctx) -> None:
     Run by netcfg-txn-boot-rollback.service before networking starts. Exits 0 with nothing to do,
     1 if a restore failed, 75 while the daemon holds the state lock.
     """
-    from netcfg_txn import fsutil
+    from netcfg_txn import fsutil, sd
     from netcfg_txn.errors import Busy, Failed
     from netcfg_txn.model import Phase
 
+    sd.setup_logging("netcfg-txn", "INFO")  # the journal, with TXN_ID/PHASE/REASON fields
     engine = c.offline_engine()
     engine.store.ensure()
     try:

@@ -23,6 +23,7 @@ from netcfg_txn.clock import Clock
 from netcfg_txn.config import Config
 from netcfg_txn.errors import (
     BadToken,
+    Busy,
     ConfigError,
     Failed,
     NotPermitted,
@@ -191,7 +192,13 @@ class Engine:
         self.store.ensure()
         existing = self.current()
         if existing is not None:
-            txn.step(existing, txn.Begin(existing))  # raises Busy naming it (R1, R6)
+            try:
+                txn.step(existing, txn.Begin(existing))  # raises Busy naming it (R1)
+            except Busy as e:  # R6: the cause, down to where its snapshot lives
+                snap = self.store.snapshots / existing.id
+                raise Busy(
+                    f"{e.message}; its snapshot is {snap}", hint=e.hint, details=e.details
+                ) from None
         if (why := self.network.problem()) is not None:
             raise Failed(f"the {self.network.name} backend cannot work here: {why}")
         if ro := files.read_only_dirs(self.root, self.fileset):

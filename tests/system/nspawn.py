@@ -266,7 +266,7 @@ class Machine:
 
     def journal(self, *matches: str, unit: str | None = None) -> list[dict[str, Any]]:
         """This boot's journal entries matching FIELD=VALUE terms, oldest first."""
-        args = ["journalctl", "-b", "-o", "json", "--no-pager", "--output-fields=*"]
+        args = ["journalctl", "-b", "-o", "json", "--no-pager"]
         if unit:
             args += ["-u", unit]
         p = self.exec(*args, *matches, check=False)
