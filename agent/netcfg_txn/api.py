@@ -20,7 +20,14 @@ from aiohttp import web
 
 from netcfg_txn import __version__
 from netcfg_txn.config import parse_duration
-from netcfg_txn.errors import BadRequest, InternalError, NetcfgTxnError, NotFound, NotPermitted
+from netcfg_txn.errors import (
+    BadRequest,
+    Failed,
+    InternalError,
+    NetcfgTxnError,
+    NotFound,
+    NotPermitted,
+)
 from netcfg_txn.model import Actor
 
 log = logging.getLogger(__name__)
@@ -194,6 +201,10 @@ async def _errors(
         if isinstance(e, NotPermitted) and "netcfg.remote_op" in request:
             request.app["netcfg.remote_auth"].failed(request, request["netcfg.remote_op"], e)
         return _error(e)
+    except OSError as e:  # the state disk is full or failing: say so, not "internal error"
+        log.error("%s %s: %s", request.method, request.path, e)
+        where = f"{e.filename}: " if e.filename else ""
+        return _error(Failed(f"{where}{e.strerror or e}", hint="check the state directory's disk"))
     except web.HTTPRequestEntityTooLarge:
         return _error(BadRequest("request body too large"))
     except web.HTTPNotFound:

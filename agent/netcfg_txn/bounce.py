@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 # networkd and NetworkManager apply asynchronously: wait this long for the live state to match.
 SETTLE_S = 10.0
+# ... and give such a stack this long to re-add the routes of its restored config itself before
+# we add the ones still missing: until its addresses are back a gateway is unreachable
+# (ENETUNREACH), and a route we add is foreign to the stack.
+ROUTE_GRACE_S = 2.0
 
 
 class StackNetwork:
@@ -38,6 +42,7 @@ class StackNetwork:
         runner: Runner = run,
         links: Callable[[], Links] = Links,
         settle_s: float = SETTLE_S,
+        route_grace_s: float = ROUTE_GRACE_S,
     ) -> None:
         self.backend = backend
         self.name = backend.stack.value
@@ -46,6 +51,7 @@ class StackNetwork:
         self._run = runner
         self._links = links
         self._settle_s = settle_s
+        self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
 
     def problem(self) -> str | None:
         return self.backend.usable(self._run)
@@ -86,29 +92,41 @@ class StackNetwork:
             results += self.backend.reload(self._run)
         results += self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
         if live is not None and bp.up:
-            snapshot = LiveState.from_json(live)
-            with self._links() as ln:
-                results += ln.restore_routes(snapshot, bp.up)
-            results += self._verify(snapshot, bp.up)
+            results += self._settle(LiveState.from_json(live), bp.up)
         if self._hook and (bp.down or bp.up or bp.unattributed):
             results.append(_hook(self._hook))
         return results
 
-    def _verify(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
-        """Poll until the restored interfaces match the snapshot, or report each mismatch."""
+    def _settle(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
+        """Re-add the routes the bounce dropped, and poll until the restored interfaces match the
+        snapshot; report each route that could not be restored and each remaining mismatch.
+
+        A synchronous stack (ifup) is done when its command returns: missing routes are re-added
+        at once. An asynchronous one (networkd, NetworkManager) gets ``route_grace_s`` to add
+        them itself first; after that, missing routes are retried on every poll, and a failure
+        counts only if the route is still missing at the end.
+        """
         names = sorted(set(ifnames))
-        deadline = time.monotonic() + self._settle_s
+        t0 = time.monotonic()
+        deadline, grace = t0 + self._settle_s, t0 + self._route_grace_s
+        routes: dict[str, StepResult] = {}  # by route, the latest attempt
         while True:
             with self._links() as ln:
                 mismatches = verify(snapshot, ln.capture(), names)
+                if mismatches and time.monotonic() >= grace:
+                    attempts = ln.restore_routes(snapshot, names)
+                    routes.update((r.target, r) for r in attempts)
+                    if attempts:
+                        mismatches = verify(snapshot, ln.capture(), names)
             if not mismatches or time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
+        results = [r for r in routes.values() if r.ok or mismatches]
         if not mismatches:
-            return [StepResult("verify", " ".join(names), True)]
+            return [*results, StepResult("verify", " ".join(names), True)]
         for m in mismatches:
             log.error("after rollback: %s", m)
-        return [StepResult("verify", m.split(":", 1)[0], False, m) for m in mismatches]
+        return [*results, *(StepResult("verify", m.split(":", 1)[0], False, m) for m in mismatches)]
 
 
 def _hook(command: str) -> StepResult:

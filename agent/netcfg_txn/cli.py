@@ -17,7 +17,14 @@ import click
 from netcfg_txn import __version__, client
 from netcfg_txn import config as configmod
 from netcfg_txn.cli_remote import peer, remote
-from netcfg_txn.errors import ExitCode, InternalError, NetcfgTxnError, Unavailable, UsageError
+from netcfg_txn.errors import (
+    ExitCode,
+    Failed,
+    InternalError,
+    NetcfgTxnError,
+    Unavailable,
+    UsageError,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -87,7 +94,7 @@ class Ctx:
             raise NotPermitted(
                 f"cannot read the state directory {cfg.state_dir}", hint="run as root (sudo)"
             )
-        return Engine(self.root, cfg, SystemClock(), make_network(cfg, self.root))
+        return Engine(self.root, cfg, SystemClock(), make_network(cfg, root=self.root))
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -372,12 +379,16 @@ def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, .
     doc = c.call("POST", "/v1/transactions", body)
     t, token = doc["transaction"], doc["token"]
     c.out.info(f"Transaction {t['id']} started; running: {' '.join(command)}")
-    rc = run_interactive(list(command))
+    # Under --json stdout carries our one document: the command's output goes to stderr.
+    rc = run_interactive(list(command), stdout_to_stderr=c.out.as_json)
     if rc != 0:
         c.out.info(f"command exited with {rc}: restoring the snapshot now")
         back = c.call("POST", _path(t["id"], "rollback"), {}, token=token)
-        c.out.result({"command_exit": rc, **back}, _txn_human(back["transaction"]))
-        sys.exit(ExitCode.FAILURE)
+        c.out.info(_txn_human(back["transaction"]))
+        raise Failed(
+            f"{' '.join(command)} exited with {rc}; transaction {t['id']} was rolled back",
+            details={"command_exit": rc, "transaction": back["transaction"]},
+        )
     if not sys.stdin.isatty() or c.out.as_json:
         c.out.result(
             {"transaction": t, "token": token, "command_exit": rc},
@@ -487,6 +498,9 @@ def run(argv: list[str] | None = None) -> None:
         _fail(out, e)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:  # offline commands on a full or failing state disk
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(out, Failed(f"{where}{e.strerror or e}"))
     except Exception as e:
         import traceback
 

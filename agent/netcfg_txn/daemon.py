@@ -28,7 +28,15 @@ from netcfg_txn import config as configmod
 from netcfg_txn.api import CAPABILITIES, make_app
 from netcfg_txn.clock import SystemClock
 from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
-from netcfg_txn.errors import Busy, ConfigError, ExitCode, NetcfgTxnError, NotFound, NotPermitted
+from netcfg_txn.errors import (
+    Busy,
+    ConfigError,
+    ExitCode,
+    Failed,
+    NetcfgTxnError,
+    NotFound,
+    NotPermitted,
+)
 from netcfg_txn.model import Actor, Phase, Reason, Txn
 from netcfg_txn.netchoice import make_network
 from netcfg_txn.peers import PeerCache
@@ -78,6 +86,13 @@ class Daemon:
         try:
             await asyncio.to_thread(self.engine.expire)  # rollback wins ties (R34)
             return await asyncio.to_thread(fn, *args, **kwargs)
+        except OSError as e:  # a full or failing state disk: name it, not "internal error"
+            log.error("operation failed on the state directory: %s", e)
+            where = f" ({e.filename})" if e.filename else ""
+            raise Failed(
+                f"state directory {self.engine.store.dir}: {e.strerror or e}{where}",
+                hint="free space on it or fix the disk, then retry",
+            ) from None
         finally:
             self._gen += 1
             self.lock.release()
@@ -299,7 +314,7 @@ class Daemon:
             async with self.lock:
                 self.engine.cfg = cfg
                 self.engine.fileset = cfg.fileset
-                self.engine.network = make_network(cfg, self.engine.root)
+                self.engine.network = make_network(cfg, root=self.engine.root)
             log.info("configuration reloaded from %s", ", ".join(cfg.sources) or "defaults")
         finally:
             self.notifier.notify("READY=1")
@@ -334,7 +349,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     cfg = load()
     root = Path(args.root)
-    engine = Engine(root, cfg, SystemClock(), make_network(cfg, root))
+    engine = Engine(root, cfg, SystemClock(), make_network(cfg, root=root))
     engine.store.ensure()
     from netcfg_txn import fsutil
 

@@ -8,6 +8,7 @@ and run its effects again; every effect is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -242,8 +243,18 @@ class Engine:
         extra: dict[str, Any] = {}
         if (live := self.network.capture()) is not None:
             extra["links"] = dict(live)
-        self.store.publish_snapshot(t.id, manifest, extra)
-        self._persist(None, txn.Begin(t))  # the commit point of start
+        try:
+            self.store.publish_snapshot(t.id, manifest, extra)
+            self._persist(None, txn.Begin(t))  # the commit point of start
+        except BaseException:
+            # The caller gets an error and never sees the token: no transaction may remain.
+            with contextlib.suppress(OSError):
+                self.store.clear_txn()
+            with contextlib.suppress(OSError):
+                self.store.drop_snapshot(t.id)
+            with contextlib.suppress(OSError):
+                self.store.discard_partials()
+            raise
         skipped = [f"{s.path} ({s.why})" for s in manifest.skipped]
         self._event(
             MSG_STARTED,
@@ -374,6 +385,9 @@ class Engine:
             results += self.network.before_restore(t.bounce)
             t = dataclasses.replace(t, stage="down", results=tuple(results))
             self.store.write_txn(t)
+        stale = files.sweep_temps(self.root, [*snap.by_path(), *now.by_path()])
+        if stale:
+            log.info("txn=%s removed temp files of an interrupted restore: %s", t.id, stale)
         results += files.restore(
             self.root, restore_plan.write, restore_plan.delete, self.store.blob
         )

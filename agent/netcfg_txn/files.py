@@ -135,8 +135,13 @@ class StatCache:
         if not self.dirty:
             return
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"version": 1, "entries": self.entries}))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps({"version": 1, "entries": self.entries}))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         self.dirty = False
 
 
@@ -284,6 +289,7 @@ class _Pending:
 def _prepare(root: Path, f: FileState, blob: BlobSource) -> _Pending:
     real = fsutil.under(root, f.path)
     parent = real.parent
+    fsutil.check_parents(root, f.path, missing_ok=True)
     if not parent.exists():
         parent.mkdir(mode=0o755, parents=True)
     fsutil.check_parents(root, f.path)
@@ -293,7 +299,7 @@ def _prepare(root: Path, f: FileState, blob: BlobSource) -> _Pending:
         action = "rewrite"
     if f.kind == "symlink":
         assert f.target is not None
-        tmp = parent / f".{real.name}.{os.getpid()}.nct-link"
+        tmp = parent / f".{real.name}{LINK_SUFFIX}"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         os.symlink(f.target, tmp)
@@ -302,7 +308,18 @@ def _prepare(root: Path, f: FileState, blob: BlobSource) -> _Pending:
     data = blob(f.sha256)
     if hashlib.sha256(data).hexdigest() != f.sha256:
         raise OSError(errno.EIO, f"snapshot blob {f.sha256[:12]} is corrupt")
-    tmp = fsutil.write_temp(parent, real.name, data, mode=f.mode, uid=f.uid, gid=f.gid, fsync=False)
+    tmp = parent / f".{real.name}{TEMP_SUFFIX}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a restore that crashed: this run replaces it
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            os.fchown(out.fileno(), f.uid, f.gid)  # before chmod: chown clears set-id bits
+            os.fchmod(out.fileno(), f.mode)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     try:
         fsutil.set_xattrs(tmp, f.xattrs)
         os.utime(tmp, ns=(f.mtime_ns, f.mtime_ns), follow_symlinks=False)
@@ -310,6 +327,29 @@ def _prepare(root: Path, f: FileState, blob: BlobSource) -> _Pending:
         os.unlink(tmp)
         raise
     return _Pending(f, real, tmp, action)
+
+
+# Fixed names (never matched by a glob: they start with a dot), so recovery can find and remove
+# the temp files of a restore that was killed half-way.
+TEMP_SUFFIX = ".nct-restore"
+LINK_SUFFIX = ".nct-link"
+
+
+def sweep_temps(root: Path, paths: Iterable[PurePosixPath]) -> list[str]:
+    """Remove restore temp files a crashed rollback left beside these managed paths."""
+    removed = []
+    for d in sorted({p.parent for p in paths}):
+        real = fsutil.under(root, d) if d != PurePosixPath("/") else root
+        try:
+            names = os.listdir(real)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for n in names:
+            if n.startswith(".") and (n.endswith(TEMP_SUFFIX) or n.endswith(LINK_SUFFIX)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(real / n)
+                    removed.append(str(d / n))
+    return removed
 
 
 def _sync_barrier(dirs: Iterable[Path]) -> None:

@@ -170,12 +170,17 @@ def under(root: Path, path: PurePosixPath) -> Path:
     return root.joinpath(*path.parts[1:])
 
 
-def check_parents(root: Path, path: PurePosixPath) -> None:
+def check_parents(root: Path, path: PurePosixPath, *, missing_ok: bool = False) -> None:
     """Refuse to act through a symlinked or non-directory parent below ``root`` (rule 4)."""
     cur = root
     for part in path.parts[1:-1]:
         cur = cur / part
-        st = os.lstat(cur)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            if missing_ok:
+                return
+            raise
         if stat.S_ISLNK(st.st_mode):
             raise NotPermitted(f"refusing to follow a symlinked directory: {cur}")
         if not stat.S_ISDIR(st.st_mode):

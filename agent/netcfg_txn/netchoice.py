@@ -43,7 +43,7 @@ def _present(root: Path) -> list[PurePosixPath]:
     return out
 
 
-def make_network(cfg: Config, root: Path = Path("/")) -> Network:
+def make_network(cfg: Config, *, root: Path) -> Network:
     a = cfg.apply
     if a.backend == "none":
         return HookNetwork(a.command, timeout_s=a.timeout_s)

@@ -8,6 +8,7 @@ import logging
 import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -65,11 +66,12 @@ def run_shell(command: str, *, timeout_s: float = 120.0, check: bool = True) -> 
     return run(["/bin/sh", "-c", command], timeout_s=timeout_s, check=check)
 
 
-def run_interactive(argv: Sequence[str]) -> int:
+def run_interactive(argv: Sequence[str], *, stdout_to_stderr: bool = False) -> int:
     """The user's own command (``netcfg-txn try``): inherits the terminal, returns its exit code."""
     log.debug("+ %s", shlex.join(argv))
     try:
-        return subprocess.run(list(argv), check=False).returncode
+        out = sys.stderr if stdout_to_stderr else None
+        return subprocess.run(list(argv), check=False, stdout=out).returncode
     except FileNotFoundError:
         log.error("%s: command not found", argv[0])
         return 127

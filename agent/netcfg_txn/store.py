@@ -159,8 +159,10 @@ class Store:
         for p in self.snapshots.glob(".*.partial"):
             fsutil.remove_tree(p)
             gone.append(p.name)
-        for p in self.blobs.glob(".*.tmp"):
-            p.unlink()
+        for d in (self.dir, self.blobs, self.history_dir, *self.snapshots.iterdir()):
+            if d.is_dir() and not d.is_symlink():
+                for p in d.glob(".*.tmp"):
+                    p.unlink()
         if gone:
             fsutil.fsync_dir(self.snapshots)
         return gone

@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import logging
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
@@ -105,9 +105,19 @@ class FileConfig:
 
 
 def command_step(
-    action: str, target: str, argv: Sequence[str], run: Runner, timeout_s: float
+    action: str,
+    target: str,
+    argv: Sequence[str],
+    run: Runner,
+    timeout_s: float,
+    *,
+    goal_reached: Callable[[], bool] | None = None,
 ) -> StepResult:
-    """Run one backend command; a failure becomes a failed StepResult, never an exception."""
+    """Run one backend command; a failure becomes a failed StepResult, never an exception.
+
+    ``goal_reached``: asked after a non-zero exit; True means the command failed only because
+    there was nothing left to do (e.g. the device was already down), which is success.
+    """
     try:
         done = run(argv, timeout_s=timeout_s, check=False)
     except CommandFailed as e:  # not found or timed out
@@ -115,6 +125,9 @@ def command_step(
         return StepResult(action, target, False, e.message)
     if done.returncode != 0:
         msg = _failure(done)
+        if goal_reached is not None and goal_reached():
+            log.info("%s: nothing to do", msg)
+            return StepResult(action, target, True)
         log.warning("%s", msg)
         return StepResult(action, target, False, msg)
     return StepResult(action, target, True)
@@ -153,6 +166,9 @@ class Backend(abc.ABC):
     stack: ClassVar[Stack]
     # False: parse never names interfaces, so fallback "all" means every live link.
     attributes: ClassVar[bool] = True
+    # True: the stack applies config after its command returned (a daemon: networkd, NM), so
+    # the live state is polled, and dropped routes are left to it for a moment.
+    asynchronous: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, stack: Stack, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -52,6 +52,8 @@ def match_words(section: Section, key: str) -> list[tuple[bool, str]]:
 
 
 class Networkd(Backend, stack=Stack.NETWORKD):
+    asynchronous = True
+
     def owns(self, path: PurePosixPath) -> bool:
         if path.parent in DIRS:
             return path.suffix in SUFFIXES

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
@@ -16,7 +17,7 @@ from netcfg_txn.backends.base import (
     probe,
 )
 from netcfg_txn.backends.keyfile import canonical, parse_keyfile
-from netcfg_txn.errors import ConfigError
+from netcfg_txn.errors import CommandFailed, ConfigError
 from netcfg_txn.model import StepResult
 from netcfg_txn.runner import Runner
 
@@ -48,6 +49,8 @@ VIRTUAL_TYPES = frozenset(
 # Per-connection bookkeeping NetworkManager may rewrite; not configuration.
 _SKIP = frozenset({"timestamp"})
 
+# NMDeviceState: unmanaged, unavailable, disconnected.
+_INACTIVE_STATES = frozenset({"10", "20", "30"})
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -57,6 +60,8 @@ def nmcli(*args: str) -> list[str]:
 
 
 class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
+    asynchronous = True
+
     def owns(self, path: PurePosixPath) -> bool:
         if path.parent not in DIRS or path.name.startswith("."):
             return False
@@ -109,7 +114,30 @@ class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
         *,
         connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
-        return self._each("down", ifnames, nmcli("device", "disconnect"), run)
+        # Disconnecting a bridge, bond or vlan parent first (upper links go first) already
+        # deactivated its ports: "This device is not active" means the goal is reached.
+        t = self.settings.timeout_s
+        return [
+            command_step(
+                "down",
+                n,
+                nmcli("device", "disconnect", n),
+                run,
+                t,
+                goal_reached=functools.partial(self._inactive, n, run),
+            )
+            for n in ifnames
+        ]
+
+    def _inactive(self, ifname: str, run: Runner) -> bool:
+        """Is the device there and not activated (unmanaged, unavailable or disconnected)?"""
+        argv = nmcli("-g", "GENERAL.STATE", "device", "show", ifname)
+        try:
+            done = run(argv, timeout_s=self.settings.timeout_s, check=False)
+        except CommandFailed:
+            return False
+        code = done.stdout.strip().split(" ", 1)[0]
+        return done.returncode == 0 and code in _INACTIVE_STATES
 
     def reload(self, run: Runner) -> list[StepResult]:
         argv = nmcli("connection", "reload")
