@@ -1,26 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Real network stacks in throwaway namespaces: the harness for end-to-end rollback tests.
 
-Three layers, each usable on its own (pytest fixtures in ``conftest.py`` wrap them):
+Three layers, each usable on its own (pytest fixtures in ``conftest.py`` wrap them). The first
+two live in ``harness.py`` and are re-exported here:
 
 ``Topology``
-    Two fresh network namespaces, ``host`` and ``peer`` (both named ``nct-<6 hex>``), joined by two
-    veth pairs: host ``nct0`` <-> peer ``p0`` (peer 192.0.2.2/24) and host ``nct1`` <-> peer ``p1``
-    (peer 198.51.100.2/24). The peer side is up and addressed; the host side is left down and
-    unconfigured for the stack under test. ``add_veth``/``add_bridge`` build more (veth and bridge
-    are all this kernel offers: no dummy, bond or vlan).
+    Host and peer namespaces (``nct-<6 hex>``) joined by nct0 <-> p0 (peer 192.0.2.2/24) and
+    nct1 <-> p1 (peer 198.51.100.2/24); the host side is left down and unconfigured.
 
 ``HostSandbox``
-    A long-lived ``sleep`` inside the host namespace with its own mount namespace, in which
-    ``/etc`` is an overlay (every write a daemon makes to /etc lands in ``workdir/overlay``, never
-    on the machine) and ``CONFIG_DIRS`` (``/etc/network``, ``/etc/systemd/network``,
-    ``/etc/NetworkManager``, ``/etc/netplan``, ``/etc/netcfg-txn``) are bind mounts of
-    ``sandbox.root/etc/...``: plain directories the test reads and writes from outside
-    (``sandbox.path("/etc/network/interfaces")``). ``/run`` and ``/var/lib/NetworkManager`` are
-    private tmpfs; ``/sys`` is the namespace's sysfs, read-only unless ``readonly_sys=False``
-    (networkd and NetworkManager need that, or they wait for udev forever; it also keeps a tool
-    from writing the machine's global /sys/kernel knobs). ``run(argv)``/``popen(argv)``
-    execute inside it with ``nsenter -t PID -m -n``.
+    A private mount namespace in the host namespace: /etc an overlay, the stacks' config dirs
+    bind mounts of ``sandbox.root/etc/...``, private /run; ``run``/``popen`` execute inside it.
 
 ``Stack`` (``IfupdownStack``, ``Ifupdown2Stack``, ``NetworkdStack``, ``NetworkManagerStack``,
 ``NetplanStack``; ``STACKS`` maps names to classes)
@@ -29,12 +19,13 @@ Three layers, each usable on its own (pytest fixtures in ``conftest.py`` wrap th
     up with the stack's own tool, and ``apply()``-s a changed config to named interfaces only.
     ``DEFAULT_IFACES`` gives nct0 192.0.2.1/24 and nct1 198.51.100.1/24.
 
-Plus ``ping`` and ``FloodPing``/``flood_ping`` (loss measurement across a link while something else
-happens), ``netns_python`` (run Python, e.g. ``netcfg_txn.links``, inside a namespace) and
-``agent_command`` (argv for ``netcfg-txn``/``netcfg-txnd`` from this checkout, same interpreter).
+Plus (from ``harness.py``) ``ping``, ``FloodPing``/``flood_ping`` and ``PingMeter`` (loss across a
+link while something else happens), ``netns_python`` (run Python, e.g. ``netcfg_txn.links``, inside
+a namespace) and ``agent_command`` (argv for ``netcfg-txn``/``netcfg-txnd`` from this checkout).
 
 End to end, the daemon and the CLI run *inside* the sandbox, so they see the sandboxed /etc and
-drive the stack's own tools (``stack.env()`` adds what those need, e.g. ifupdown2's PATH)::
+drive the stack's own tools (``stack.env()`` adds what those need, e.g. ifupdown2's PATH);
+``agent.AgentDaemon`` wraps this, ``test_rollback_e2e.py`` uses it. By hand::
 
     with Topology.create() as topo, running_stack(topo, tmp_path / "box", "networkd") as stack:
         box, state, sock = stack.sandbox, tmp_path / "state", tmp_path / "control"
@@ -72,574 +63,91 @@ import dataclasses
 import fcntl
 import functools
 import json
-import logging
 import os
 import re
-import secrets
 import select
-import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-log = logging.getLogger(__name__)
+from tests.netns.harness import (
+    AGENT_ENV,
+    CONFIG_DIRS,
+    DEFAULT_VETHS,
+    PATH,
+    REPO,
+    FloodPing,
+    HarnessError,
+    HostSandbox,
+    PingMeter,
+    T,
+    Topology,
+    Veth,
+    agent_command,
+    flood_ping,
+    ip,
+    ip_json,
+    missing_tools,
+    netns_python,
+    new_ns_name,
+    ping,
+    run,
+    stop_process,
+    wait_until,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# The harness layer is re-exported: ``from tests.netns.stacks import Topology`` keeps working.
+__all__ = [
+    "AGENT_ENV",
+    "CONFIG_DIRS",
+    "DEFAULT_IFACES",
+    "DEFAULT_VETHS",
+    "PATH",
+    "REPO",
+    "STACKS",
+    "FloodPing",
+    "HarnessError",
+    "HostSandbox",
+    "Iface",
+    "Ifupdown2Stack",
+    "IfupdownStack",
+    "NetplanStack",
+    "NetworkManagerStack",
+    "NetworkdStack",
+    "PingMeter",
+    "Route",
+    "Stack",
+    "Topology",
+    "Veth",
+    "agent_command",
+    "flood_ping",
+    "ifupdown2_ready",
+    "ifupdown2_root",
+    "ip",
+    "ip_json",
+    "live_mismatches",
+    "missing_tools",
+    "netns_python",
+    "new_ns_name",
+    "ping",
+    "prepare_ifupdown2",
+    "run",
+    "running_stack",
+    "start_dbus",
+    "stop_process",
+    "wait_until",
+    "with_iface",
+]
+
 IFUPDOWN2_ENV = "NCT_IFUPDOWN2_ROOT"
 DEFAULT_IFUPDOWN2_ROOT = Path("/var/tmp/nct-ifupdown2")
 NETWORKD = "/lib/systemd/systemd-networkd"
-
-# The config directories a sandbox replaces (as seen inside it).
-CONFIG_DIRS = (
-    PurePosixPath("/etc/network"),
-    PurePosixPath("/etc/systemd/network"),
-    PurePosixPath("/etc/NetworkManager"),
-    PurePosixPath("/etc/netplan"),
-    PurePosixPath("/etc/netcfg-txn"),  # not on the machine: created in the /etc overlay
-)
-
-T = TypeVar("T")
-
-# Environment that makes this checkout's ``netcfg_txn`` importable (also from a venv without it).
-AGENT_ENV = {"PYTHONPATH": str(REPO / "agent")}
-_ENTRY_POINTS = {
-    "netcfg-txn": ("netcfg_txn.cli", "run"),
-    "netcfg-txnd": ("netcfg_txn.daemon", "main"),
-}
-
-
-def agent_command(tool: str, *args: str) -> list[str]:
-    """argv running the ``netcfg-txn`` or ``netcfg-txnd`` entry point with this interpreter
-    (pass ``env=AGENT_ENV``); like the installed console scripts, without needing them."""
-    module, func = _ENTRY_POINTS[tool]
-    code = f"import sys; sys.argv[0] = {tool!r}; from {module} import {func}; sys.exit({func}())"
-    return [sys.executable, "-c", code, *args]
-
-
-class HarnessError(RuntimeError):
-    """The harness could not build or drive the environment (a bug or a broken machine)."""
-
-
-# ------------------------------------------------------------------------------ small helpers
-
-
-def new_ns_name() -> str:
-    return f"nct-{secrets.token_hex(3)}"
-
-
-def run(
-    argv: Sequence[str],
-    *,
-    check: bool = True,
-    timeout_s: float = 30.0,
-    input: str | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command on the host side; on failure raise ``HarnessError`` with its output."""
-    log.debug("+ %s", shlex.join(argv))
-    try:
-        p = subprocess.run(
-            list(argv),
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise HarnessError(f"{shlex.join(argv)}: timed out after {timeout_s:g}s") from e
-    if check and p.returncode != 0:
-        raise HarnessError(
-            f"{shlex.join(argv)} failed ({p.returncode}):\n{p.stdout.strip()}\n{p.stderr.strip()}"
-        )
-    return p
-
-
-def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
-    argv = ["ip", *(["-n", ns] if ns else []), *args]
-    return run(argv, check=check).stdout
-
-
-def ip_json(*args: str, ns: str) -> list[dict[str, Any]]:
-    out = ip("-j", *args, ns=ns)
-    data = json.loads(out) if out.strip() else []
-    if not isinstance(data, list):
-        raise HarnessError(f"ip -j {' '.join(args)}: unexpected output {out!r}")
-    return data
-
-
-def wait_until(what: str, probe: Callable[[], T | None], timeout_s: float = 10.0) -> T:
-    """Poll ``probe`` every 20 ms until it returns something other than None/False."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise HarnessError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def missing_tools(tools: Sequence[str], path: str = PATH) -> list[str]:
-    return [t for t in tools if shutil.which(t, path=path) is None]
-
-
-def stop_process(p: subprocess.Popen[Any], timeout_s: float = 5.0) -> int | None:
-    """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit status."""
-    if p.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("pid %d ignored SIGTERM for %gs; killing it", p.pid, timeout_s)
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            p.wait(timeout_s)
-    return p.returncode
-
-
-def _kill_pids(pids: Sequence[int], why: str) -> None:
-    for pid in pids:
-        if pid == os.getpid():
-            continue
-        log.warning("killing leftover pid %d (%s)", pid, why)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _read_carrier_changes(ns: str, ifname: str) -> int:
-    out = run(["ip", "netns", "exec", ns, "cat", f"/sys/class/net/{ifname}/carrier_changes"])
-    return int(out.stdout.strip())
-
-
-# ----------------------------------------------------------------------------------- topology
-
-
-@dataclasses.dataclass(frozen=True)
-class Veth:
-    host: str  # name in the host namespace
-    peer: str  # name in the peer namespace
-    peer_cidr: str | None  # address of the peer end, e.g. "192.0.2.2/24"
-
-
-DEFAULT_VETHS = (Veth("nct0", "p0", "192.0.2.2/24"), Veth("nct1", "p1", "198.51.100.2/24"))
-
-
-class Topology:
-    """Host and peer namespaces joined by veth pairs. Use ``Topology.create()`` as a context
-    manager; ``close()`` deletes both namespaces (and kills anything still running in them)."""
-
-    def __init__(self, host: str, peer: str) -> None:
-        self.host = host
-        self.peer = peer
-        self.veths: list[Veth] = []
-
-    @classmethod
-    def create(cls, veths: Sequence[Veth] = DEFAULT_VETHS) -> Topology:
-        topo = cls(new_ns_name(), new_ns_name())
-        try:
-            for ns in (topo.host, topo.peer):
-                run(["ip", "netns", "add", ns])
-                ip("link", "set", "lo", "up", ns=ns)
-            for v in veths:
-                topo.add_veth(v.host, v.peer, v.peer_cidr)
-        except BaseException:
-            topo.close()
-            raise
-        return topo
-
-    def __enter__(self) -> Topology:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def add_veth(self, host_if: str, peer_if: str, peer_cidr: str | None = None) -> Veth:
-        """A veth pair; the peer end is configured and up, the host end left down."""
-        ip(
-            "link",
-            "add",
-            host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            peer_if,
-            "netns",
-            self.peer,
-            ns=self.host,
-        )
-        if peer_cidr:
-            ip("addr", "add", peer_cidr, "dev", peer_if, ns=self.peer)
-        ip("link", "set", peer_if, "up", ns=self.peer)
-        v = Veth(host_if, peer_if, peer_cidr)
-        self.veths.append(v)
-        return v
-
-    def add_bridge(
-        self, name: str, ports: Sequence[str] = (), *, cidr: str | None = None, peer: bool = False
-    ) -> None:
-        """A Linux bridge with ``ports`` enslaved, all up; in the peer namespace if ``peer``."""
-        ns = self.peer if peer else self.host
-        ip("link", "add", name, "type", "bridge", ns=ns)
-        for port in ports:
-            ip("link", "set", port, "master", name, ns=ns)
-            ip("link", "set", port, "up", ns=ns)
-        if cidr:
-            ip("addr", "add", cidr, "dev", name, ns=ns)
-        ip("link", "set", name, "up", ns=ns)
-
-    def exec(self, argv: Sequence[str], *, peer: bool = False, check: bool = True) -> str:
-        ns = self.peer if peer else self.host
-        return run(["ip", "netns", "exec", ns, *argv], check=check).stdout
-
-    def carrier_changes(self, ifname: str, *, peer: bool = False) -> int:
-        """``/sys/class/net/IF/carrier_changes`` in that namespace: +2 per down/up."""
-        return _read_carrier_changes(self.peer if peer else self.host, ifname)
-
-    def close(self) -> None:
-        for ns in (self.host, self.peer):
-            pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
-            _kill_pids([int(p) for p in pids], f"still running in namespace {ns}")
-            run(["ip", "netns", "del", ns], check=False)
-
-
-# ------------------------------------------------------------------------------------ sandbox
-
-
-class HostSandbox:
-    """A private mount namespace inside the host network namespace; see the module docstring.
-
-    ``workdir`` (owned by the caller, e.g. pytest's ``tmp_path``) receives ``root/`` (the config
-    tree), ``overlay/`` (writes to /etc) and ``logs/`` (daemon output).
-    """
-
-    def __init__(self, netns: str, workdir: Path, *, readonly_sys: bool = True) -> None:
-        self.netns = netns
-        self.workdir = workdir
-        self.root = workdir / "root"
-        self.logs = workdir / "logs"
-        self.readonly_sys = readonly_sys
-        self._proc: subprocess.Popen[str] | None = None
-        self._children: list[subprocess.Popen[bytes]] = []
-        self._mntns: str | None = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def open(cls, netns: str, workdir: Path, *, readonly_sys: bool = True) -> Iterator[HostSandbox]:
-        box = cls(netns, workdir, readonly_sys=readonly_sys)
-        try:
-            box.start()
-            yield box
-        finally:
-            box.close()
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise HarnessError("sandbox not started")
-        return self._proc.pid
-
-    def path(self, inside: str | PurePosixPath) -> Path:
-        """Where a path under one of ``CONFIG_DIRS`` (as seen inside) lives on the host side."""
-        p = PurePosixPath(inside)
-        if not any(p == d or d in p.parents for d in CONFIG_DIRS):
-            raise ValueError(
-                f"{p} is not under a sandboxed config dir {[str(d) for d in CONFIG_DIRS]}"
-            )
-        return self.root / p.relative_to("/")
-
-    def start(self) -> None:
-        if any(c in str(self.workdir) for c in ",:\n"):
-            raise HarnessError(f"workdir {self.workdir} cannot be an overlayfs option")
-        for d in CONFIG_DIRS:
-            self.path(d).mkdir(parents=True, exist_ok=True)
-        upper, work = self.workdir / "overlay" / "upper", self.workdir / "overlay" / "work"
-        for made in (upper, work, self.logs):
-            made.mkdir(parents=True, exist_ok=True)
-        q = shlex.quote
-        lines = [
-            "set -eu",
-            f"mount -t overlay -o lowerdir=/etc,upperdir={q(str(upper))},workdir={q(str(work))}"
-            " nct-etc /etc",
-            "mount -t tmpfs -o mode=0755 nct-run /run",
-            "mkdir -p /run/network /run/dbus /run/systemd/netif /run/systemd/network"
-            " /run/NetworkManager",
-            "chown systemd-network:systemd-network /run/systemd/netif 2>/dev/null || true",
-        ]
-        for d in CONFIG_DIRS:
-            lines.append(f"mkdir -p {q(str(d))}")
-            lines.append(f"mount --bind {q(str(self.path(d)))} {q(str(d))}")
-        lines.append("mkdir -p /var/lib/NetworkManager")
-        lines.append("mount -t tmpfs -o mode=0700 nct-nm /var/lib/NetworkManager")
-        if self.readonly_sys:
-            lines.append("mount -o remount,bind,ro /sys")
-        lines += ["echo ready", "exec sleep infinity"]
-        script = "\n".join(lines)
-        unshare = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]
-        argv = ["ip", "netns", "exec", self.netns, *unshare]
-        err = (self.logs / "sandbox.stderr").open("w")
-        self._proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, cwd="/"
-        )
-        err.close()
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], 10.0)
-        line = self._proc.stdout.readline() if ready else ""
-        if line.strip() != "ready":
-            stop_process(self._proc)
-            raise HarnessError(
-                f"sandbox setup failed: {(self.logs / 'sandbox.stderr').read_text().strip()}"
-            )
-        self._mntns = os.readlink(f"/proc/{self.pid}/ns/mnt")
-
-    def _argv(self, argv: Sequence[str]) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-m", "-n", "--", *argv]
-
-    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = {"PATH": PATH, "LC_ALL": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
-        env.update(extra or {})
-        return env
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        timeout_s: float = 30.0,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside the sandbox (mount + net namespace), with a minimal environment
-        (``PATH=/usr/sbin:/usr/bin:/sbin:/bin`` plus ``env``)."""
-        return run(
-            self._argv(argv), check=check, timeout_s=timeout_s, env=self.env(env), input=input
-        )
-
-    def popen(
-        self,
-        argv: Sequence[str],
-        *,
-        name: str | None = None,
-        env: Mapping[str, str] | None = None,
-        stdout: int | None = None,
-    ) -> subprocess.Popen[bytes]:
-        """Start a long-running process inside the sandbox. Its PID is the process itself
-        (``nsenter`` execs it); ``close()`` stops it. Output goes to ``logs/NAME.log`` unless
-        ``stdout=subprocess.PIPE``."""
-        name = name or Path(argv[0]).name
-        logf = (self.logs / f"{name}.log").open("ab")
-        try:
-            p = subprocess.Popen(
-                self._argv(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=logf if stdout is None else stdout,
-                stderr=logf,
-                env=self.env(env),
-                cwd="/",
-            )
-        finally:
-            logf.close()
-        self._children.append(p)
-        return p
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.logs / f"{name}.log"
-        if not path.exists():
-            return f"(no {path.name})"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def ping(self, addr: str, count: int = 2) -> None:
-        """``ping -c COUNT -W 1 ADDR`` from the host namespace; raises if any reply is missing."""
-        self.run(
-            ["ping", "-n", "-i", "0.2", "-c", str(count), "-W", "1", addr], timeout_s=count + 5
-        )
-
-    def carrier_changes(self, ifname: str) -> int:
-        """``/sys/class/net/IF/carrier_changes`` of the host namespace: +2 per down/up."""
-        return int(self.read_text(f"/sys/class/net/{ifname}/carrier_changes").strip())
-
-    def read_text(self, inside: str) -> str:
-        """A file as seen inside the sandbox (e.g. under its private /run)."""
-        return self.run(["cat", inside]).stdout
-
-    def close(self) -> None:
-        for p in reversed(self._children):
-            stop_process(p)
-            if p.stdout is not None:
-                p.stdout.close()
-        self._children.clear()
-        if self._mntns is not None:  # anything a daemon spawned (nm-dispatcher, ...)
-            _kill_pids(_pids_in_mntns(self._mntns, exclude=self.pid), "left in the sandbox")
-        if self._proc is not None:
-            stop_process(self._proc)
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-
-
-def _pids_in_mntns(mntns: str, exclude: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == exclude:
-            continue
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{entry}/ns/mnt") == mntns:
-                pids.append(int(entry))
-    return pids
-
-
-# ---------------------------------------------------------------------------------- pings
-
-
-def ping(where: HostSandbox | str, addr: str, count: int = 2) -> None:
-    """Ping from a sandbox or a namespace name; raises ``HarnessError`` on any loss."""
-    if isinstance(where, HostSandbox):
-        where.ping(addr, count)
-    else:
-        run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                where,
-                "ping",
-                "-n",
-                "-i",
-                "0.2",
-                "-c",
-                str(count),
-                "-W",
-                "1",
-                addr,
-            ],
-            timeout_s=count + 5,
-        )
-
-
-_PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
-
-
-class FloodPing:
-    """``ping -q -i INTERVAL -c COUNT`` in the background; ``result()`` = (sent, received).
-
-    with FloodPing(sandbox, "192.0.2.2", 300) as fp:
-        do_something_disruptive()
-    sent, received = fp.result()
-    """
-
-    def __init__(
-        self, where: HostSandbox | str, addr: str, count: int, interval_s: float = 0.01
-    ) -> None:
-        self.addr = addr
-        self.count = count
-        # No -w: with a deadline ping counts replies, not requests, and "sent" overshoots.
-        argv = ["ping", "-n", "-q", "-i", f"{interval_s:g}", "-c", str(count), "-W", "1", addr]
-        if isinstance(where, HostSandbox):
-            argv = where._argv(argv)
-            env: dict[str, str] | None = where.env()
-        else:
-            argv = ["ip", "netns", "exec", where, *argv]
-            env = None
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self._timeout_s = count * interval_s * 3 + 10.0
-        self._result: tuple[int, int] | None = None
-        time.sleep(0.05)  # let it start sending before the caller disrupts anything
-
-    def __enter__(self) -> FloodPing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc.poll() is None and exc[0] is not None:
-            stop_process(self._proc, 1.0)
-
-    def running(self) -> bool:
-        return self._proc.poll() is None
-
-    def result(self) -> tuple[int, int]:
-        """Wait for ping to finish; (packets sent, replies received)."""
-        if self._result is None:
-            try:
-                out, err = self._proc.communicate(timeout=self._timeout_s)
-            except subprocess.TimeoutExpired:
-                stop_process(self._proc, 1.0)
-                raise HarnessError(
-                    f"ping {self.addr} still running after {self._timeout_s:g}s"
-                ) from None
-            m = _PING_SUMMARY.search(out)
-            if m is None:
-                raise HarnessError(f"ping {self.addr}: no summary in {out!r} {err!r}")
-            self._result = (int(m.group(1)), int(m.group(2)))
-        return self._result
-
-
-def flood_ping(
-    where: HostSandbox | str,
-    addr: str,
-    count: int,
-    *,
-    during: Callable[[], object] | None = None,
-    interval_s: float = 0.01,
-) -> tuple[int, int]:
-    """(sent, received) of a ``ping -q -i 0.01`` run while ``during()`` happens.
-
-    Raises ``HarnessError`` if the ping finished before ``during`` returned: then the measurement
-    did not cover the whole action, so pick a larger ``count``.
-    """
-    with FloodPing(where, addr, count, interval_s) as fp:
-        if during is not None:
-            during()
-            if not fp.running():
-                raise HarnessError(f"flood ping of {addr} ended before the action did; raise count")
-        return fp.result()
-
-
-# ------------------------------------------------------------------------- python in a netns
-
-
-def netns_python(ns: str, code: str, arg: object = None, *, timeout_s: float = 60.0) -> Any:
-    """Run ``code`` with this interpreter inside namespace ``ns`` and return its JSON result.
-
-    The code sees ``arg`` (JSON round-tripped) and ``links`` (an open ``netcfg_txn.links.Links``)
-    with ``netcfg_txn.links`` imported as ``L``, and sets ``result`` to something JSON-able.
-    ``sys.executable`` is used, so running pytest from another venv (e.g. pyroute2 0.7.2) runs the
-    namespace side with that pyroute2 too.
-    """
-    prelude = (
-        "import json, sys\n"
-        "from netcfg_txn import links as L\n"
-        "arg = json.load(sys.stdin)\n"
-        "result = None\n"
-        "with L.Links() as links:\n"
-    )
-    script = prelude + textwrap.indent(textwrap.dedent(code).strip() + "\n", "    ")
-    script += "print(json.dumps(result))\n"
-    pythonpath = os.pathsep.join([str(REPO / "agent"), os.environ.get("PYTHONPATH", "")])
-    env = {"PATH": PATH, "LC_ALL": "C.UTF-8", "PYTHONPATH": pythonpath}
-    p = run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", script],
-        input=json.dumps(arg),
-        env=env,
-        timeout_s=timeout_s,
-    )
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------------- stacks
@@ -1142,6 +650,24 @@ class NetplanStack(NetworkdStack):
     def generate(self) -> None:
         self.sandbox.run(["netplan", "generate"])
 
+    def apply(self, ifaces: Sequence[Iface], only: Sequence[str]) -> None:
+        # `netplan generate` rewrites every .network file, so networkd reconfigures every link on
+        # the reload, asynchronously: the old state files still say "configured" for a moment.
+        # Wait until each link that stays has written a fresh state file (networkd replaces it,
+        # so its inode changes), or a loss measured next would count this reconfiguration.
+        stays = [i.name for i in ifaces if i.name in self._names(self.ifaces)]
+        before = {n: self._state_inode(n) for n in stays}
+        super().apply(ifaces, only)
+
+        def settled() -> bool:
+            return all(self._state_inode(n) != before[n] for n in stays) and self.ready(ifaces)
+
+        self.timed("settle", lambda: wait_until("networkd to reconfigure after generate", settled))
+
+    def _state_inode(self, ifname: str) -> str:
+        script = f'stat -c %i "/run/systemd/netif/links/$(cat /sys/class/net/{ifname}/ifindex)"'
+        return self.sandbox.run(["sh", "-c", script], check=False).stdout.strip()
+
     def _start(self) -> None:
         self.generate()
         super()._start()
@@ -1254,12 +780,18 @@ class NetworkManagerStack(Stack):
 
     def apply(self, ifaces: Sequence[Iface], only: Sequence[str]) -> None:
         keep = self._names(ifaces)
+        ports = [p for i in ifaces if i.is_bridge for p in i.bridge_ports if p not in keep]
         removed = [n for n in only if n not in keep]
         for name in removed:  # deactivate while the profile still exists
             self.timed("down", functools.partial(self.nmcli, "connection", "down", name))
         self.write(ifaces)
         self.timed("reload", lambda: self.nmcli("connection", "reload"))
-        self.timed("reapply", lambda: self._activate([n for n in only if n in keep]))
+        # Plain links, then bridges, then the port profiles of bridges (a link that just became
+        # a port keeps its old active profile until its port profile is activated).
+        bridges = {i.name for i in ifaces if i.is_bridge}
+        order = [n for n in only if n in keep and n not in bridges]
+        order += [n for n in only if n in bridges] + [n for n in only if n in ports]
+        self.timed("reapply", lambda: self._activate(order))
         self.timed("wait", lambda: self.wait_configured(ifaces))
 
     def diagnostics(self) -> str:

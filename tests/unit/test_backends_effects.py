@@ -4,9 +4,12 @@ failing command yields a failed StepResult while the rest still run (R17, R25)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from netcfg_txn.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.backends.netplan import Netplan
 from netcfg_txn.errors import CommandFailed
 from netcfg_txn.model import StepResult
 from tests.fakes import FakeRunner, failed
@@ -87,11 +90,14 @@ NM_STATUS = ("nmcli", "-t", "general", "status")
 NETWORKD_LIST = ("networkctl", "--no-pager", "--no-legend", "list")
 
 
-def test_netplan_reload_regenerates_then_reloads_the_running_renderers():
-    netplan = get_backend(Stack.NETPLAN, ApplySettings())
+def test_netplan_reload_regenerates_then_reloads_the_running_renderers(tmp_path: Path):
+    # A fake root: reload copies generated files into ROOT/run (see test_netplan_generate.py).
+    netplan = Netplan(ApplySettings(), root=tmp_path)
     run = FakeRunner({NM_STATUS: failed(NM_STATUS, 8, "NetworkManager is not running")})
     assert [r.ok for r in netplan.reload(run)] == [True, True]
-    assert run.effects() == [("netplan", "generate"), NM_STATUS, ("networkctl", "reload")]
+    effects = run.effects()
+    assert effects[0][:3] == ("netplan", "generate", "--root-dir")  # into a staging root
+    assert effects[1:] == [NM_STATUS, ("networkctl", "reload")]
 
     nm_only = FakeRunner({("networkctl", "reload"): failed(("networkctl", "reload"))})
     steps = netplan.reload(nm_only)  # networkd not running is fine when NetworkManager renders

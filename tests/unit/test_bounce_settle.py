@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""StackNetwork.after_restore against a scripted netlink: dropped routes are re-added at once for
+a synchronous stack (ifup), but an asynchronous one (networkd, NetworkManager) first gets time to
+re-add them itself; a transient failure (gateway not reachable yet) is not a rollback failure.
+Also NetworkManager's down: a port already deactivated by its bridge is not a failure."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from netcfg_txn.affected import BouncePlan
+from netcfg_txn.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.bounce import StackNetwork
+from netcfg_txn.links import AddrInfo, LinkInfo, LiveState, RouteInfo
+from netcfg_txn.model import StepResult
+from netcfg_txn.runner import Completed
+from tests.fakes import FakeRunner, failed
+
+NCT1 = LinkInfo(3, "nct1", "veth", True, 1500, None, None)
+ADDR = AddrInfo("nct1", socket.AF_INET, "198.51.100.1", 24)
+ROUTE = RouteInfo(socket.AF_INET, 254, "203.0.113.0", 24, "198.51.100.2", "nct1", 0, 0, 4, 1)
+SNAPSHOT = LiveState((NCT1,), (ADDR,), (ROUTE,), ())
+PLAN = BouncePlan(down=("nct1",), delete=(), up=("nct1",), unattributed=(), reload=False)
+
+
+class ScriptedLinks:
+    """Netlink as a stack brings nct1 back: after ``addr_after`` captures the address is there,
+    after ``route_after`` the stack has added the route too (None: never, it is not in its
+    config). Our own route add fails with ENETUNREACH until the address is there."""
+
+    def __init__(self, addr_after: int, route_after: int | None) -> None:
+        self.addr_after, self.route_after = addr_after, route_after
+        self.captures = 0
+        self.added = False
+        self.attempts = 0
+
+    def __call__(self) -> ScriptedLinks:
+        return self
+
+    def __enter__(self) -> ScriptedLinks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def capture(self) -> LiveState:
+        self.captures += 1
+        has_addr = self.captures > self.addr_after
+        stack_route = self.route_after is not None and self.captures > self.route_after
+        return LiveState(
+            (NCT1,),
+            (ADDR,) if has_addr else (),
+            (ROUTE,) if self.added or stack_route else (),
+            (),
+        )
+
+    def restore_routes(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
+        now = self.capture()
+        if ROUTE in now.routes:
+            return []
+        self.attempts += 1
+        if not now.addrs:
+            return [StepResult("restore-route", ROUTE.describe(), False, "ENETUNREACH")]
+        self.added = True
+        return [StepResult("restore-route", ROUTE.describe(), True)]
+
+
+def network(stack: Stack, links: ScriptedLinks, **kw: Any) -> StackNetwork:
+    settings = ApplySettings()
+    return StackNetwork(
+        get_backend(stack, settings), settings, runner=FakeRunner(), links=links, **kw
+    )
+
+
+def test_synchronous_stack_gets_its_routes_back_at_once():
+    links = ScriptedLinks(addr_after=0, route_after=None)
+    results = network(Stack.IFUPDOWN, links).after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    assert [(r.action, r.ok) for r in results] == [
+        ("up", True),
+        ("restore-route", True),
+        ("verify", True),
+    ]
+    assert links.attempts == 1
+
+
+def test_asynchronous_stack_adds_its_own_routes_without_us():
+    links = ScriptedLinks(addr_after=3, route_after=5)
+    net = network(Stack.NETWORKD, links, route_grace_s=5.0, settle_s=5.0)
+    results = net.after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    assert [(r.action, r.ok) for r in results] == [("up", True), ("verify", True)]
+    assert links.attempts == 0  # never raced the stack
+
+
+def test_asynchronous_stack_a_route_not_in_its_config_is_restored_after_the_grace():
+    # The address comes late: the first attempts fail (ENETUNREACH), a later one succeeds, and
+    # only the success is reported.
+    links = ScriptedLinks(addr_after=4, route_after=None)
+    net = network(Stack.NETWORKMANAGER, links, route_grace_s=0.0, settle_s=5.0)
+    results = net.after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    assert [(r.action, r.ok) for r in results] == [
+        ("up", True),
+        ("restore-route", True),
+        ("verify", True),
+    ]
+    assert links.attempts > 1
+
+
+def test_a_route_that_never_comes_back_is_reported_with_the_mismatch():
+    links = ScriptedLinks(addr_after=10**6, route_after=None)
+    net = network(Stack.NETWORKD, links, route_grace_s=0.0, settle_s=0.3)
+    results = net.after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    failed_steps = [(r.action, r.target) for r in results if not r.ok]
+    assert ("restore-route", ROUTE.describe()) in failed_steps
+    assert any(a == "verify" for a, _ in failed_steps)
+
+
+def test_networkmanager_down_of_a_port_its_bridge_already_deactivated_is_ok():
+    nm = get_backend(Stack.NETWORKMANAGER, ApplySettings())
+    disconnect = ("nmcli", "device", "disconnect", "nct1")
+    state = ("nmcli", "-g", "GENERAL.STATE", "device", "show", "nct1")
+    run = FakeRunner(
+        {
+            disconnect: failed(disconnect, 6, "Error: ... This device is not active"),
+            state: Completed(state, 0, "30 (disconnected)\n", ""),
+        }
+    )
+    assert nm.down(["nctbr1", "nct1"], run) == [
+        StepResult("down", "nctbr1", True),
+        StepResult("down", "nct1", True),
+    ]
+    # Still active (or gone) after a failed disconnect: a real failure.
+    run = FakeRunner(
+        {
+            disconnect: failed(disconnect, 1, "Error: timeout"),
+            state: Completed(state, 0, "100 (connected)\n", ""),
+        }
+    )
+    (step,) = nm.down(["nct1"], run)
+    assert not step.ok and "timeout" in (step.error or "")
