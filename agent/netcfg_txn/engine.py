@@ -622,6 +622,7 @@ class Engine:
                 "reason": lt.reason.value if lt.reason else None,
                 "ended_wall_s": lt.ended_wall_s,
                 "errors": list(lt.errors),
+                "bounced": last.doc.get("bounced", []),
             }
             doc["last_error"] = lt.errors[0] if lt.errors else None
         return doc

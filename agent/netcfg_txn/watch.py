@@ -86,6 +86,8 @@ class Watcher:
 
     def stop(self) -> None:
         if self._observer is not None:
+            # watchdog's inotify emitter logs a spurious ERROR when stopped while it reads.
+            logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
