@@ -255,6 +255,8 @@ def _status_human(doc: dict[str, Any]) -> str:
         lines.append(
             f"Last: {last['id']} {last['outcome']}{why} at {when(last.get('ended_wall_s'))}"
         )
+        if last.get("bounced"):
+            lines.append(f"  bounced: {' '.join(last['bounced'])}")
     if doc.get("last_error"):
         lines.append(f"Last error: {doc['last_error']}")
     if doc.get("offline"):
