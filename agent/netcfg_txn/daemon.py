@@ -57,7 +57,6 @@ class Daemon:
         engine: Engine,
         notifier: sd.Notifier,
         *,
-        config_path: Path | None = None,
         reload: Callable[[], configmod.Config] | None = None,
     ) -> None:
         self.engine = engine
@@ -357,7 +356,7 @@ async def serve(args: argparse.Namespace) -> int:
         lock_fd = fsutil.take_lock(engine.store.lock_path)
     except BlockingIOError:
         raise Busy(f"another netcfg-txnd holds {engine.store.lock_path}") from None
-    daemon = Daemon(engine, notifier, config_path=cfg_path, reload=load)
+    daemon = Daemon(engine, notifier, reload=load)
     recovery = await asyncio.to_thread(engine.recover, boot=False)
     for action in recovery.actions:
         log.info("recovery: %s", action)

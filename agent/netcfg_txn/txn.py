@@ -73,6 +73,8 @@ Event = (
 # ----------------------------------------------------------------------------------- effects
 
 
+# ArmTimer/DisarmTimer say what the timer must do; the daemon realizes them by re-deriving its one
+# timer from the persisted record after every operation (so a restart does exactly the same).
 @dataclasses.dataclass(frozen=True)
 class ArmTimer:
     deadline: Deadline
