@@ -310,6 +310,9 @@ class Engine:
         if t.phase is Phase.COMMITTED:
             self._finalize(t)
             return t, True
+        # Editors and tools rarely fsync: make the new set durable before it is declared kept,
+        # or a power cut right after commit could leave empty files that nothing rolls back.
+        files.make_durable(self.root, self.fileset)
         new, effects = self._persist(t, txn.Confirm(actor, time.time()))  # the commit point (R30)
         assert new is not None
         self._event(MSG_COMMITTED, "committed", new, actor=actor)

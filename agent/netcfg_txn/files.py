@@ -263,6 +263,17 @@ def read_only_dirs(root: Path, fileset: FileSet) -> list[str]:
     return out
 
 
+def make_durable(root: Path, fileset: FileSet) -> None:
+    """Flush the filesystems holding the managed directories (one syncfs each)."""
+    dirs = []
+    for d in sorted(fileset.watch_dirs()):
+        real = fsutil.under(root, d) if d != PurePosixPath("/") else root
+        while not real.is_dir() and real != root:
+            real = real.parent
+        dirs.append(real)
+    _sync_barrier(dirs)
+
+
 def read_current(root: Path, path: PurePosixPath, limit: int) -> bytes | None:
     """Content of a managed regular file now (None if missing or not a regular file)."""
     try:
