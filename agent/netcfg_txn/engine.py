@@ -441,7 +441,8 @@ class Engine:
         return FileChange(c.path, old, new)
 
     def _unchanged(self, snap: Manifest, now: Manifest) -> UnchangedFiles:
-        same = [f for f in snap.files if f.kind == "file" and f in now.files]
+        current = now.by_path()
+        same = [f for f in snap.files if f.kind == "file" and current.get(f.path) == f]
 
         def files_for(wanted: Callable[[PurePosixPath], bool]) -> Iterator[FileChange]:
             for f in same:
@@ -474,7 +475,10 @@ class Engine:
         """History, baseline, rejected list; then drop the snapshot and the record. Idempotent."""
         if self.store.find_history(t.id) is None:
             snap = self.store.snapshot_manifest(t.id)
-            now, _ = self._scan_tolerant(None)
+            if t.phase is Phase.ROLLED_BACK:
+                now = snap  # restored exactly (every step succeeded): no need to rescan
+            else:
+                now, _ = self._scan_tolerant(None)
             doc: dict[str, Any] = {"snapshot": manifest_to_json(snap)}
             discarded_doc = self.store.snapshot_extra(t.id, "discarded")
             discarded = manifest_from_json(discarded_doc) if discarded_doc else now

@@ -45,7 +45,7 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
             here = fsutil.under(root, d) if d != PurePosixPath("/") else root
             if is_wild(seg):
                 try:
-                    names = sorted(os.listdir(here))
+                    names = sorted(os.listdir(here))  # these exist: no lstat needed below
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 except PermissionError:
@@ -76,13 +76,15 @@ def list_managed(root: Path, fileset: FileSet) -> tuple[list[PurePosixPath], lis
     skipped: list[Skipped] = []
     found: set[PurePosixPath] = set()
     for g in fileset.include:
+        literal_leaf = not is_wild(PurePosixPath(g).name)
         for p in _candidates(root, g, skipped):
             if p in found or not fileset.matches(p):
                 continue
-            try:
-                os.lstat(fsutil.under(root, p))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+            if literal_leaf:  # a wildcard leaf came from a directory listing: it exists
+                try:
+                    os.lstat(fsutil.under(root, p))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
             found.add(p)
     return sorted(found), skipped
 

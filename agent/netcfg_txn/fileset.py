@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
@@ -102,8 +103,13 @@ def _takewhile_literal(parts: Iterable[str]) -> Iterable[str]:
         yield p
 
 
+@functools.lru_cache(maxsize=256)
+def _pattern_parts(pattern: str) -> tuple[str, ...]:
+    return PurePosixPath(pattern).parts
+
+
 def _match(path: PurePosixPath, pattern: str) -> bool:
-    pp = PurePosixPath(pattern).parts
+    pp = _pattern_parts(pattern)
     parts = path.parts
     return len(pp) == len(parts) and all(
         segment_matches(n, p) for n, p in zip(parts[1:], pp[1:], strict=True)

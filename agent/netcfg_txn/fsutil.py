@@ -94,7 +94,8 @@ def atomic_write(
 
 
 def write_json(path: Path, doc: Any) -> None:
-    atomic_write(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode(), mode=0o600)
+    # Compact: manifests of 10,000 files are written on every start and rollback.
+    atomic_write(path, (json.dumps(doc, separators=(",", ":")) + "\n").encode(), mode=0o600)
 
 
 def read_json(path: Path) -> Any:
@@ -167,7 +168,8 @@ def under(root: Path, path: PurePosixPath) -> Path:
     """Where ``path`` of the managed system lives for this process. Rejects anything not normal."""
     if not path.is_absolute() or any(p in ("..", ".") for p in path.parts[1:]):
         raise NotPermitted(f"refusing a managed path that is not absolute and normal: {path}")
-    return root.joinpath(*path.parts[1:])
+    r = str(root)
+    return Path(str(path) if r == "/" else r + str(path))
 
 
 def check_parents(root: Path, path: PurePosixPath, *, missing_ok: bool = False) -> None:
