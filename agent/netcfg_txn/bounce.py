@@ -19,13 +19,14 @@ from netcfg_txn.affected import BouncePlan, FileChange, plan_bounce
 from netcfg_txn.backends import ApplySettings, Backend
 from netcfg_txn.links import Links, LiveState, verify
 from netcfg_txn.model import StepResult
-from netcfg_txn.network import UnchangedFiles
-from netcfg_txn.runner import Runner, run, run_shell
+from netcfg_txn.network import UnchangedFiles, run_hook
+from netcfg_txn.runner import Runner, run
 
 log = logging.getLogger(__name__)
 
 # networkd and NetworkManager apply asynchronously: wait this long for the live state to match.
 SETTLE_S = 10.0
+HOOK_TIMEOUT_S = 120.0
 # ... and give such a stack this long to re-add the routes of its restored config itself before
 # we add the ones still missing: until its addresses are back a gateway is unreachable
 # (ENETUNREACH), and a route we add is foreign to the stack.
@@ -94,7 +95,7 @@ class StackNetwork:
         if live is not None and bp.up:
             results += self._settle(LiveState.from_json(live), bp.up)
         if self._hook and (bp.down or bp.up or bp.unattributed):
-            results.append(_hook(self._hook))
+            results.append(run_hook(self._hook, self._run, HOOK_TIMEOUT_S))
         return results
 
     def _settle(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
@@ -127,13 +128,3 @@ class StackNetwork:
         for m in mismatches:
             log.error("after rollback: %s", m)
         return [*results, *(StepResult("verify", m.split(":", 1)[0], False, m) for m in mismatches)]
-
-
-def _hook(command: str) -> StepResult:
-    from netcfg_txn.errors import CommandFailed
-
-    try:
-        run_shell(command)
-    except CommandFailed as e:
-        return StepResult("hook", command, False, str(e))
-    return StepResult("hook", command, True)

@@ -234,8 +234,6 @@ class Daemon:
             reason=Reason.MANUAL,
         )
         if t.errors:
-            from netcfg_txn.errors import Failed
-
             raise Failed(
                 f"rollback of {t.id} finished with {len(t.errors)} failure(s): "
                 + "; ".join(t.errors),

@@ -39,7 +39,6 @@ from netcfg_txn.model import (
     Manifest,
     Phase,
     Reason,
-    Skipped,
     StepResult,
     Txn,
     TxnId,
@@ -454,22 +453,11 @@ class Engine:
 
     def _scan_tolerant(self, sink: files.BlobSink | None) -> tuple[Manifest, list[str]]:
         """The current files for a rollback: a file we cannot read must not stop the restore."""
-        paths, skipped = files.list_managed(self.root, self.fileset)
-        out, bad = [], []
-        big = dataclasses.replace(self.cfg.limits, max_file_bytes=1 << 62)
-        for p in paths:
-            try:
-                got = files.stat_one(self.root, p, big, sink)
-            except FileNotFoundError:
-                continue
-            except Exception as e:
-                bad.append(f"{p}: {e}")
-                continue
-            if not isinstance(got, Skipped):
-                out.append(got)
+        bad: list[str] = []
+        now = files.scan(self.root, self.fileset, sink=sink, errors=bad)
         for b in bad:
             log.error("cannot archive %s before rollback; the snapshot wins", b)
-        return Manifest(tuple(out), tuple(skipped)), bad
+        return now, bad
 
     def _finalize(self, t: Txn) -> None:
         """History, baseline, rejected list; then drop the snapshot and the record. Idempotent."""

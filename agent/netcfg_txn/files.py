@@ -42,7 +42,7 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
         last = depth == len(parts) - 1
         nxt: list[PurePosixPath] = []
         for d in frontier:
-            here = fsutil.under(root, d) if d != PurePosixPath("/") else root
+            here = fsutil.under(root, d)
             if is_wild(seg):
                 try:
                     names = sorted(os.listdir(here))  # these exist: no lstat needed below
@@ -227,10 +227,17 @@ def scan(
     sink: BlobSink | None = None,
     cache: StatCache | None = None,
     have_blob: Callable[[str], bool] | None = None,
+    errors: list[str] | None = None,
 ) -> Manifest:
     """Every managed file now. Unreadable or oversize files abort with a clear error (a file we
-    could not snapshot would otherwise be deleted by a rollback as "added")."""
+    could not snapshot would otherwise be deleted by a rollback as "added").
+
+    With ``errors`` (a rollback archiving what it is about to replace) nothing aborts: size caps
+    do not apply and a file that cannot be read is left out and named in ``errors``.
+    """
     limits = limits or Limits()
+    if errors is not None:
+        limits = Limits(max_file_bytes=1 << 62, max_total_bytes=1 << 62)
     paths, skipped = list_managed(root, fileset)
     files: list[FileState] = []
     total = 0
@@ -239,6 +246,11 @@ def scan(
             got = stat_one(root, p, limits, sink, cache, have_blob)
         except FileNotFoundError:
             continue  # vanished between listing and reading: it is simply not there now
+        except Exception as e:
+            if errors is None:
+                raise
+            errors.append(f"{p}: {e}")
+            continue
         if isinstance(got, Skipped):
             skipped.append(got)
             continue
@@ -256,7 +268,7 @@ def read_only_dirs(root: Path, fileset: FileSet) -> list[str]:
     """Existing managed directories on a read-only mount (e.g. outside a unit's ReadWritePaths)."""
     out = []
     for d in sorted(fileset.watch_dirs()):
-        real = fsutil.under(root, d) if d != PurePosixPath("/") else root
+        real = fsutil.under(root, d)
         try:
             if os.statvfs(real).f_flag & os.ST_RDONLY:
                 out.append(str(d))
@@ -269,7 +281,7 @@ def make_durable(root: Path, fileset: FileSet) -> None:
     """Flush the filesystems holding the managed directories (one syncfs each)."""
     dirs = []
     for d in sorted(fileset.watch_dirs()):
-        real = fsutil.under(root, d) if d != PurePosixPath("/") else root
+        real = fsutil.under(root, d)
         while not real.is_dir() and real != root:
             real = real.parent
         dirs.append(real)
@@ -352,7 +364,7 @@ def sweep_temps(root: Path, paths: Iterable[PurePosixPath]) -> list[str]:
     """Remove restore temp files a crashed rollback left beside these managed paths."""
     removed = []
     for d in sorted({p.parent for p in paths}):
-        real = fsutil.under(root, d) if d != PurePosixPath("/") else root
+        real = fsutil.under(root, d)
         try:
             names = os.listdir(real)
         except (FileNotFoundError, NotADirectoryError):

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from netcfg_txn.affected import FileChange
 from netcfg_txn.errors import CommandFailed
 from netcfg_txn.model import StepResult
-from netcfg_txn.runner import Runner, run_shell
+from netcfg_txn.runner import Runner, run
 
 # The managed files that did NOT change (old == new), limited to paths the filter accepts; a
 # backend reads them only for context (which ports a bridge has, which file wins a match).
@@ -48,12 +48,21 @@ class Network(Protocol):
     ) -> list[StepResult]: ...
 
 
+def run_hook(command: str, runner: Runner, timeout_s: float) -> StepResult:
+    """The ``[apply] command`` once files are back, recorded as one step (never raised)."""
+    try:
+        runner(["/bin/sh", "-c", command], timeout_s=timeout_s, check=True)
+    except CommandFailed as e:
+        return StepResult("hook", command, False, str(e))
+    return StepResult("hook", command, True)
+
+
 class HookNetwork:
     """No per-interface knowledge: restore files, then run ``command`` (if any) and record it."""
 
     name = "command-hook"
 
-    def __init__(self, command: str, runner: Runner | None = None, timeout_s: float = 120.0):
+    def __init__(self, command: str, runner: Runner = run, timeout_s: float = 120.0):
         self.command = command
         self._timeout_s = timeout_s
         self._run = runner
@@ -75,11 +84,4 @@ class HookNetwork:
     ) -> list[StepResult]:
         if not self.command or not plan.get("changed"):
             return []
-        try:
-            if self._run is not None:
-                self._run(["/bin/sh", "-c", self.command], timeout_s=self._timeout_s, check=True)
-            else:
-                run_shell(self.command, timeout_s=self._timeout_s)
-        except CommandFailed as e:
-            return [StepResult("hook", self.command, False, str(e))]
-        return [StepResult("hook", self.command, True)]
+        return [run_hook(self.command, self._run, self._timeout_s)]
