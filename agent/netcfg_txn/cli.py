@@ -74,6 +74,7 @@ class Ctx:
         self.sock = sock
         self.out = Output(as_json)
         self.config = Path(config) if config else configmod.DEFAULT_CONFIG
+        self.config_arg = Path(config) if config else None
         self.root = Path(root)
         self.state_dir = Path(state) if state else None
 
@@ -82,19 +83,33 @@ class Ctx:
         return client.call(self.sock, method, path, body, token=token)
 
     def offline_engine(self) -> Any:
-        """The engine over the state dir, for commands that must work without the daemon."""
+        """The engine over the state dir, for commands that must work without the daemon.
+        A config that no longer parses never stops them: they use the last good one (an open
+        transaction uses the settings frozen at its start), with a loud warning."""
+        from netcfg_txn import backstop, lastgood
         from netcfg_txn.clock import SystemClock
         from netcfg_txn.engine import Engine
         from netcfg_txn.netchoice import make_network
 
-        cfg = configmod.load(self.config, state_dir=self.state_dir)
+        cfg, warning = lastgood.load_or_last_good(self.config, self.state_dir, who="netcfg-txn")
+        if warning:
+            self.out.info(f"WARNING: {warning}")
         if cfg.state_dir.exists() and not os.access(cfg.state_dir, os.R_OK | os.X_OK):
             from netcfg_txn.errors import NotPermitted
 
             raise NotPermitted(
                 f"cannot read the state directory {cfg.state_dir}", hint="run as root (sudo)"
             )
-        return Engine(self.root, cfg, SystemClock(), make_network(cfg, root=self.root))
+        clock = SystemClock()
+        argv = backstop.command(self.config_arg, self.state_dir, self.root)
+        return Engine(
+            self.root,
+            cfg,
+            clock,
+            make_network(cfg, root=self.root),
+            network_for=lambda c: make_network(c, root=self.root),
+            backstop=backstop.SystemdBackstop(argv, clock),
+        )
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -261,6 +276,8 @@ def _status_human(doc: dict[str, Any]) -> str:
         lines.append(f"Last error: {doc['last_error']}")
     if doc.get("offline"):
         lines.append("(daemon not running: read from the state directory)")
+    if doc.get("config_error"):
+        lines.append(f"CONFIG INVALID: {doc['config_error']}")
     return "\n".join(lines)
 
 
@@ -270,10 +287,28 @@ def status(c: Ctx) -> None:
     """Open transaction, time left, edits and the last outcome. Works without the daemon."""
     try:
         doc = c.call("GET", "/v1/status")
+        _config_warning(c, doc)
     except Unavailable:
         doc = c.offline_engine().status()
         doc["offline"] = True
+        _config_warning(c, doc, quiet=True)
     c.out.result(doc, _status_human(doc))
+
+
+def _config_warning(c: Ctx, doc: dict[str, Any], *, quiet: bool = False) -> None:
+    """A config that no longer parses is shown loudly, with what is used instead."""
+    from netcfg_txn.errors import ConfigError
+
+    try:
+        configmod.load(c.config, state_dir=c.state_dir)
+    except ConfigError as e:
+        doc["config_error"] = e.message
+        if not quiet:
+            c.out.info(
+                f"WARNING: the configuration is invalid: {e.message}; the daemon keeps the "
+                "config it loaded last and an open transaction rolls back with the settings "
+                "frozen at its start"
+            )
 
 
 @cli.command()
@@ -448,9 +483,46 @@ def boot_rollback(c: Ctx) -> None:
     c.out.result(doc, "\n".join(rec.actions) or "Nothing to roll back.")
 
 
+@cli.command("backstop")
+@click.option("--id", "txn_id", help="The transaction the timer was armed for.")
+@pass_ctx
+def backstop_cmd(c: Ctx, txn_id: str | None) -> None:
+    """Roll back an overdue transaction when netcfg-txnd could not (run by systemd).
+
+    Started by the transient timer netcfg-txn-backstop-ID-*.timer a grace period after the
+    deadline, and by netcfg-txn-backstop.service when netcfg-txnd.service fails. Does nothing
+    unless the transaction is still open (or mid-rollback without progress) past its deadline;
+    then it kills netcfg-txnd if it holds the state lock and rolls back from the frozen config.
+    """
+    from netcfg_txn import backstop, sd
+    from netcfg_txn.errors import Failed
+
+    sd.setup_logging("netcfg-txn", "INFO")
+    engine = c.offline_engine()
+    engine.store.ensure()
+    assert isinstance(engine.backstop, backstop.SystemdBackstop)
+    doc = backstop.run_backstop(engine, engine.backstop, txn_id)
+    if doc.get("action") == "failed" or doc.get("errors") or doc.get("phase") == "failed":
+        raise Failed(f"backstop rollback of {doc.get('transaction')} failed", details=doc)
+    c.out.result(doc, f"backstop: {doc['action']} {doc.get('transaction', '')}".rstrip())
+
+
 @cli.group()
 def config() -> None:
     """Inspect the configuration."""
+
+
+@config.command("check")
+@pass_ctx
+def config_check(c: Ctx) -> None:
+    """Validate the configuration; exit 78 naming the file and key if it is invalid.
+
+    netcfg-txnd.service runs it before every reload, so 'systemctl reload' with a broken
+    file fails visibly and the daemon keeps its old config.
+    """
+    cfg = configmod.load(c.config, state_dir=c.state_dir)
+    where = ", ".join(cfg.sources) or "built-in defaults"
+    c.out.result({"config": configmod.to_json(cfg)}, f"configuration OK ({where})")
 
 
 @config.command("show")

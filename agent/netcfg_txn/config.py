@@ -148,6 +148,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
     "timer": {
         "default": (parse_duration, 120.0, "dead-man timeout when start gives none"),
         "max": (parse_duration, 86400.0, "longest timeout start/extend accept"),
+        "backstop_grace": (
+            parse_duration,
+            15.0,
+            "how long after the deadline the systemd backstop rolls back if the daemon has not",
+        ),
     },
     "state": {
         "dir": (_abs_path, str(DEFAULT_STATE_DIR), "persistent state (never tmpfs)"),
@@ -198,6 +203,7 @@ class Config:
     sources: tuple[str, ...]
     remote: RemoteConfig = RemoteConfig()
     probes: ProbeSettings = ProbeSettings()
+    backstop_grace_s: float = 15.0
 
     def check_timeout(self, seconds: float | None) -> float:
         t = self.timeout_default_s if seconds is None else seconds
@@ -285,6 +291,7 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         sources=tuple(w for w, _ in layers),
         remote=remote,
         probes=probes,
+        backstop_grace_s=v["timer"]["backstop_grace"],
     )
 
 
@@ -303,14 +310,19 @@ def layer_paths(config: Path) -> list[Path]:
     return out
 
 
-def load(config: Path = DEFAULT_CONFIG, *, state_dir: Path | None = None) -> Config:
+def read_layers(config: Path = DEFAULT_CONFIG) -> list[tuple[str, str]]:
+    """(file name, text) of every layer, in precedence order. Raises ConfigError."""
     layers = []
     for p in layer_paths(config):
         try:
             layers.append((str(p), p.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{p}: cannot read: {e}") from None
-    return parse(layers, state_dir=state_dir)
+    return layers
+
+
+def load(config: Path = DEFAULT_CONFIG, *, state_dir: Path | None = None) -> Config:
+    return parse(read_layers(config), state_dir=state_dir)
 
 
 def to_json(cfg: Config) -> dict[str, Any]:
@@ -322,7 +334,11 @@ def to_json(cfg: Config) -> dict[str, Any]:
             "max_file_size": cfg.limits.max_file_bytes,
             "max_total_size": cfg.limits.max_total_bytes,
         },
-        "timer": {"default_s": cfg.timeout_default_s, "max_s": cfg.timeout_max_s},
+        "timer": {
+            "default_s": cfg.timeout_default_s,
+            "max_s": cfg.timeout_max_s,
+            "backstop_grace_s": cfg.backstop_grace_s,
+        },
         "state": {"dir": str(cfg.state_dir), "history": cfg.history},
         "apply": dataclasses.asdict(cfg.apply),
         **{k: dict(v) for k, v in cfg.extra.items() if v},

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from netcfg_txn import __version__, sd
+from netcfg_txn import __version__, backstop, lastgood, sd
 from netcfg_txn import config as configmod
 from netcfg_txn.api import CAPABILITIES, make_app
 from netcfg_txn.clock import SystemClock
@@ -342,11 +342,23 @@ async def serve(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
 
     def load() -> configmod.Config:
-        return configmod.load(cfg_path, state_dir=state_dir)
+        return lastgood.load_and_remember(cfg_path, state_dir)
 
-    cfg = load()
+    # Our own config errors never disarm anything: keep the last good config (and, for an open
+    # transaction, the one frozen at its start) and say so loudly.
+    cfg, _ = lastgood.load_or_last_good(cfg_path, state_dir, who="netcfg-txnd")
     root = Path(args.root)
-    engine = Engine(root, cfg, SystemClock(), make_network(cfg, root=root))
+    engine = Engine(
+        root,
+        cfg,
+        SystemClock(),
+        make_network(cfg, root=root),
+        network_for=lambda c: make_network(c, root=root),
+        backstop=backstop.SystemdBackstop(
+            backstop.command(Path(args.config) if args.config else None, state_dir, root),
+            SystemClock(),
+        ),
+    )
     engine.store.ensure()
     from netcfg_txn import fsutil
 
@@ -405,7 +417,7 @@ async def serve(args: argparse.Namespace) -> int:
              cfg.state_dir)  # fmt: skip
     await daemon.stopping.wait()
     notifier.notify("STOPPING=1")
-    log.info("stopping; an open transaction stays armed on disk and resumes on restart")
+    backstop.handover(engine, engine.backstop)  # who takes over an open deadline, loudly
     watcher.stop()
     daemon._sync_probes(None)
     await runner.cleanup()

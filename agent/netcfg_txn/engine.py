@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from netcfg_txn import files, plan, txn
+from netcfg_txn import files, frozen, plan, txn
 from netcfg_txn.clock import Clock
 from netcfg_txn.config import Config
 from netcfg_txn.errors import (
@@ -32,6 +32,7 @@ from netcfg_txn.errors import (
     PendingEdits,
     Rejected,
 )
+from netcfg_txn.fileset import FileSet
 from netcfg_txn.model import (
     SYSTEM,
     Actor,
@@ -59,6 +60,18 @@ MSG_ROLLED_BACK = "2c0bdd571b3042f98ef9658d2325167b"
 MSG_FAILED = "d4510d873c7d42dcb01059d8acdbec9f"
 MSG_BOOT_ROLLBACK = "bebcf3dda87d4724b3d11a99cada5f72"
 MSG_RELOAD_REFUSED = "6ca995f6a42c434a8bfce25496f1835f"
+MSG_FROZEN_CONFIG = "7670ecb6accf4c5586bfab07518698b4"
+
+
+class Backstop:
+    """Arms the independent timer that rolls back if the daemon cannot (no-op here; see
+    backstop.py). Implementations never raise: arming must never block an operation."""
+
+    def arm(self, t: Txn, grace_s: float) -> bool:
+        return False
+
+    def disarm(self, txn_id: str) -> None:
+        pass
 
 
 def hash_token(token: str) -> str:
@@ -86,14 +99,97 @@ class Engine:
         network: Network,
         *,
         on_event: Callable[[str, str, Txn | None, Mapping[str, Any]], None] | None = None,
+        network_for: Callable[[Config], Network] | None = None,
+        backstop: Backstop | None = None,
     ) -> None:
         self.root = root
-        self.cfg = cfg
-        self.fileset = cfg.fileset  # R7: the one object every file path below consumes
+        self._base_cfg = cfg
+        self._base_network = network
+        self._network_for = network_for
+        # The open transaction's frozen settings: (txn id, config, network), or None.
+        self._frozen: tuple[str, Config, Network] | None = None
+        self._adopted: str | None = None  # the transaction id _frozen was looked up for
         self.store = Store(cfg.state_dir)
         self.clock = clock
-        self.network = network
         self._on_event = on_event
+        self.backstop = backstop or Backstop()
+
+    # While a transaction is open, ``cfg``, ``fileset`` and ``network`` are the settings frozen
+    # into its snapshot at start: a config edited or broken later cannot change its rollback.
+    # Assigning them (a config reload) sets the current config used by the next transaction.
+
+    @property
+    def cfg(self) -> Config:
+        f = self._frozen
+        return f[1] if f is not None else self._base_cfg
+
+    @cfg.setter
+    def cfg(self, value: Config) -> None:
+        self._base_cfg = value
+
+    @property
+    def fileset(self) -> FileSet:  # R7: the one object every file path below consumes
+        return self.cfg.fileset
+
+    @fileset.setter
+    def fileset(self, value: FileSet) -> None:
+        self._base_cfg = dataclasses.replace(self._base_cfg, fileset=value)
+
+    @property
+    def network(self) -> Network:
+        f = self._frozen
+        return f[2] if f is not None else self._base_network
+
+    @network.setter
+    def network(self, value: Network) -> None:
+        self._base_network = value
+
+    def _adopt(self, t: Txn | None) -> None:
+        """Switch to the frozen settings of ``t`` (or back to the current config when idle)."""
+        if t is None:
+            self._frozen, self._adopted = None, None
+            return
+        if self._adopted == t.id:
+            return
+        base = self._base_cfg
+        try:
+            doc = self.store.snapshot_extra(t.id, frozen.NAME)
+            if doc is None:  # recorded by an older version, or its snapshot is gone
+                self._frozen, self._adopted = None, t.id
+                return
+            cfg = frozen.thaw(doc, base)
+        except (OSError, ValueError) as e:
+            log.error(
+                "txn=%s cannot read its frozen config (%s); using the current config",
+                t.id,
+                e,
+                extra={"journal_fields": {"MESSAGE_ID": MSG_FROZEN_CONFIG, "TXN_ID": t.id}},
+            )
+            if isinstance(e, OSError):
+                return  # maybe transient: look again next time
+            self._frozen, self._adopted = None, t.id
+            return
+        network = self._base_network
+        if not frozen.same_rules(cfg, base):
+            log.warning(
+                "txn=%s the config changed since start; its rollback uses the settings frozen "
+                "at start (%s)",
+                t.id,
+                ", ".join(cfg.sources) or "defaults",
+                extra={"journal_fields": {"MESSAGE_ID": MSG_FROZEN_CONFIG, "TXN_ID": t.id}},
+            )
+            try:
+                network = self._make_network(cfg)
+            except Exception as e:  # never let the stack detection stop a rollback
+                log.error("txn=%s cannot set up the frozen [apply] settings: %s", t.id, e)
+        self._frozen, self._adopted = (t.id, cfg, network), t.id
+
+    def _make_network(self, cfg: Config) -> Network:
+        if self._network_for is not None:
+            return self._network_for(cfg)
+        from netcfg_txn.netchoice import make_network
+
+        return make_network(cfg, root=self.root)
 
     # ------------------------------------------------------------------------- plumbing
 
@@ -125,9 +221,11 @@ class Engine:
     def current(self) -> Txn | None:
         """The recorded transaction; a corrupt record counts as an expired open one (R47)."""
         try:
-            return self.store.read_txn()
+            t = self.store.read_txn()
         except Corrupt as e:
-            return self._from_corrupt(str(e))
+            t = self._from_corrupt(str(e))
+        self._adopt(t)
+        return t
 
     def _from_corrupt(self, why: str) -> Txn | None:
         snaps = self.store.complete_snapshots()
@@ -239,7 +337,7 @@ class Engine:
             file_count=len(manifest.files),
             policy=policy,
         )
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {frozen.NAME: frozen.freeze(self.cfg)}
         if (live := self.network.capture()) is not None:
             extra["links"] = dict(live)
         try:
@@ -262,6 +360,7 @@ class Engine:
             t,
             actor=actor,
         )
+        self.backstop.arm(t, self.cfg.backstop_grace_s)
         return t, token
 
     def extend(
@@ -290,6 +389,7 @@ class Engine:
         new, _ = self._persist(t, txn.Extend(Deadline.after(now, timeout), timeout))
         assert new is not None
         self._event(MSG_EXTENDED, f"deadline moved to {timeout:g}s from now", new, actor=actor)
+        self.backstop.arm(new, self.cfg.backstop_grace_s)
         return new
 
     def commit(
@@ -496,6 +596,8 @@ class Engine:
         self.store.drop_snapshot(t.id)
         self._persist(t, txn.Finished())
         self.store.clear_txn()
+        self._adopt(None)
+        self.backstop.disarm(t.id)
         self.store.gc_blobs()
 
     # -------------------------------------------------------------------------- recovery
@@ -539,7 +641,34 @@ class Engine:
             actions.append(f"deadline of {t.id} passed while down: {done.phase.value}")
             return Recovery(tuple(actions), None)
         actions.append(f"resumed {t.id}: {t.deadline.remaining_s(now):.1f}s left")
+        self.backstop.arm(t, self.cfg.backstop_grace_s)
         return Recovery(tuple(actions), t)
+
+    def take_over(self, actor: Actor) -> Recovery:
+        """The backstop: the daemon did not roll back in time. Roll back an open transaction
+        whose deadline passed (reason timeout, ended by ``actor``), or finish one it left
+        mid-rollback. The caller holds the state lock."""
+        self.store.ensure()
+        t = self.current()
+        if t is None:
+            return Recovery((), None)
+        if t.phase.terminal:
+            self._finalize(t)
+            return Recovery((f"finished {t.phase.value} transaction {t.id}",), None)
+        if t.phase is Phase.ROLLING_BACK:
+            new, effects = self._persist(
+                t, txn.RollbackRequested(SYSTEM, t.reason or Reason.TIMEOUT)
+            )
+            assert new is not None
+            done = self._run_effects(new, effects)
+            return Recovery((f"finished the interrupted rollback of {t.id}: {done.phase.value}",),
+                            None)  # fmt: skip
+        new, effects = self._persist(t, txn.DeadlinePassed())
+        assert new is not None
+        new = dataclasses.replace(new, ended_by=actor)
+        self.store.write_txn(new)
+        done = self._run_effects(new, effects)
+        return Recovery((f"rolled back {t.id} (timeout): {done.phase.value}",), None)
 
     # ----------------------------------------------------------------------------- views
 

@@ -128,3 +128,8 @@ def setup_logging(identifier: str, level: str | int, *, force_stderr: bool = Fal
         handler.setFormatter(logging.Formatter(f"{identifier}: %(levelname)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def booted() -> bool:
+    """Whether systemd is PID 1 here (sd_booted): the backstop timer needs it."""
+    return os.path.isdir("/run/systemd/system")
