@@ -213,10 +213,11 @@ def _lock_holder(path: Path) -> int | None:
         text = Path("/proc/locks").read_text()
     except OSError:
         return None
-    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    # By inode only: on overlayfs the device /proc/locks names may differ from stat()'s.
+    want = f":{st.st_ino}"
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == want:
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].endswith(want):
             try:
                 return int(parts[4])
             except ValueError:
@@ -241,7 +242,7 @@ def _stop_daemon(lock: Path, run: Runner) -> str:
             timeout_s=20, check=False)  # fmt: skip
         run(["systemctl", "stop", DAEMON_UNIT], timeout_s=90, check=False)
         done.append(f"killed and stopped {DAEMON_UNIT}")
-    if holder is not None and _lock_holder(lock) == holder:
+    if holder is not None and holder != os.getpid() and _lock_holder(lock) == holder:
         try:
             os.kill(holder, signal.SIGKILL)
             done.append(f"killed pid {holder}")
@@ -259,6 +260,19 @@ def run_backstop(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """The timer fired (or the daemon unit failed). Returns a summary for the CLI."""
+    # One backstop at a time: the timer's and OnFailure='s may overlap, and the second must
+    # never take the first (which holds the state lock) for a wedged daemon.
+    with fsutil.flock(engine.store.dir / "backstop.lock"):
+        return _run_backstop(engine, backstop, txn_id, run, sleep)
+
+
+def _run_backstop(
+    engine: Engine,
+    backstop: SystemdBackstop,
+    txn_id: str | None,
+    run: Runner,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
     t = engine.current()
     if t is None or (txn_id is not None and t.id != txn_id):
         log.info("backstop: transaction %s already ended; nothing to do", txn_id or "-")

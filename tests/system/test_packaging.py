@@ -16,6 +16,7 @@ from tests.system.nspawn import Machine, run
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 UNITS = ("netcfg-txnd.service", "netcfg-txnd.socket", "netcfg-txn-boot-rollback.service")
+STATIC = ("netcfg-txn-backstop.service",)  # shipped, started only by OnFailure=
 DEPENDS = (
     "python3-pyroute2",
     "python3-watchdog",
@@ -61,7 +62,7 @@ def test_deb_metadata_and_contents(deb: Path, tmp_path: Path) -> None:
         "./usr/share/man/man8/netcfg-txnd.8.gz",
         "./usr/share/man/man5/netcfg-txn.toml.5.gz",
         "./usr/share/doc/netcfg-txn/SECURITY-EXPOSURE.md",
-        *(f"./lib/systemd/system/{u}" for u in UNITS),
+        *(f"./lib/systemd/system/{u}" for u in (*UNITS, *STATIC)),
     ):
         assert path in files, path
     run("dpkg-deb", "-e", str(deb), str(tmp_path / "DEBIAN"))
@@ -168,7 +169,7 @@ def test_rpm_payload_installs_into_an_empty_root(rpm: Path, tmp_path: Path) -> N
     for path in (
         "/usr/bin/netcfg-txn",
         "/usr/bin/netcfg-txnd",
-        *(f"/usr/lib/systemd/system/{u}" for u in UNITS),
+        *(f"/usr/lib/systemd/system/{u}" for u in (*UNITS, *STATIC)),
         "/usr/lib/systemd/system-preset/80-netcfg-txn.preset",
         "/etc/netcfg-txn/netcfg-txn.toml",
         "/etc/netcfg-txn/conf.d",
@@ -178,7 +179,7 @@ def test_rpm_payload_installs_into_an_empty_root(rpm: Path, tmp_path: Path) -> N
     ):
         assert path in files, path
     assert any(re.search(r"/site-packages/netcfg_txn/daemon\.py$", f) for f in files)
-    for unit in UNITS:
+    for unit in (*UNITS, *STATIC):
         assert (root / "usr/lib/systemd/system" / unit).read_text() == (
             Path(__file__).resolve().parents[2] / "units" / unit
         ).read_text()

@@ -52,6 +52,8 @@ from watchdog.observers.inotify import InotifyObserver
 o = InotifyObserver(); o.start(); o.stop(); o.join()
 print("ok", psutil.Process().name())'
 step state; touch /var/lib/netcfg-txn/.nct-probe && rm /var/lib/netcfg-txn/.nct-probe && echo ok
+step backstop-timer; systemd-run --quiet --unit=nct-probe-bs --on-active=1h \
+    --timer-property=AccuracySec=100ms true && systemctl stop nct-probe-bs.timer && echo ok
 step readonly; if touch /etc/nct-forbidden 2>/dev/null; then echo writable; else echo ok; fi
 """
 
@@ -94,7 +96,7 @@ def test_children_and_restores_work_inside_the_sandbox(txn_machine: Machine) -> 
         for k, v in results.items()
         if not v.splitlines() or not v.splitlines()[-1].startswith("ok")
     }
-    assert len(results) == 9 and not failed, out
+    assert len(results) == 10 and not failed, out
     assert m.ipv4() == ["192.0.2.3/24"]
     assert m.read("/etc/network/interfaces") == IFACES_NEW
     assert m.peer_reaches("192.0.2.3")

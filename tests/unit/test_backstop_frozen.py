@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Our own logic of the frozen config, the last good config and the backstop's timer arming (the
+runner is recorded; the real timers are exercised in tests/system/test_backstop.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from netcfg_txn import backstop, config, frozen, lastgood
+from netcfg_txn.errors import CommandFailed, ConfigError
+from netcfg_txn.model import SYSTEM, Deadline, Instant, Phase, Txn, TxnId
+from netcfg_txn.runner import Completed
+
+
+class Clock:
+    def now(self) -> Instant:
+        return Instant("b", 100.0, 1_700_000_100.0)
+
+
+def txn(deadline_boottime: float = 130.0) -> Txn:
+    now = Instant("b", 100.0, 1_700_000_100.0)
+    d = Deadline("b", deadline_boottime, 1_700_000_000.0 + deadline_boottime)
+    return Txn(TxnId("20260101T000000-abcdef"), Phase.OPEN, now, d, 30.0, SYSTEM, "")
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.fail = fail
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout_s: float = 60.0, check: bool = True
+    ) -> Completed:
+        self.calls.append(tuple(argv))
+        if self.fail and argv[0] == "systemd-run":
+            raise CommandFailed(tuple(argv), 1, "Failed to connect to bus")
+        return Completed(tuple(argv), 0, "", "")
+
+
+def test_freeze_thaw_round_trip_keeps_only_rollback_settings() -> None:
+    start = config.parse(
+        [("a.toml", '[files]\npresets = []\ninclude = ["/etc/x/*"]\nmax_file_size = "1MiB"\n'
+                    '[apply]\nbackend = "none"\ncommand = "true"\n'
+                    '[timer]\nbackstop_grace = "7s"\n[state]\nlock_timeout = "3s"\n')]
+    )  # fmt: skip
+    later = config.parse([("b.toml", '[timer]\ndefault = "9m"\n')])
+    thawed = frozen.thaw(frozen.freeze(start), later)
+    assert frozen.same_rules(thawed, start)
+    assert (thawed.lock_timeout_s, thawed.backstop_grace_s) == (3.0, 7.0)
+    assert thawed.timeout_default_s == 540.0  # not frozen: follows the current config
+    with pytest.raises(ValueError):
+        frozen.thaw({"version": 1, "files": {}}, later)
+    with pytest.raises(ValueError):
+        frozen.thaw({**frozen.freeze(start), "version": 99}, later)
+
+
+def test_last_good_config_is_used_when_the_config_breaks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg_path, state = tmp_path / "netcfg-txn.toml", tmp_path / "state"
+    cfg_path.write_text('[timer]\ndefault = "77s"\n')
+    cfg, warn = lastgood.load_or_last_good(cfg_path, state)
+    assert warn is None and cfg.timeout_default_s == 77
+    cfg_path.write_text("[timer\n")
+    with pytest.raises(ConfigError):
+        lastgood.load_and_remember(cfg_path, state)
+    with caplog.at_level(logging.CRITICAL):
+        cfg, warn = lastgood.load_or_last_good(cfg_path, state)
+    assert cfg.timeout_default_s == 77 and warn and "last good config" in warn
+    rec = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert rec[0].journal_fields["MESSAGE_ID"] == lastgood.MSG_CONFIG_BROKEN  # type: ignore[attr-defined]
+    cfg, warn = lastgood.load_or_last_good(cfg_path, tmp_path / "empty-state")
+    assert cfg == dataclasses.replace(config.parse([], state_dir=tmp_path / "empty-state"))
+    assert warn and "built-in defaults" in warn
+
+
+def test_arm_runs_a_transient_timer_a_grace_period_after_the_deadline() -> None:
+    rec = Recorder()
+    b = backstop.SystemdBackstop(["/usr/bin/netcfg-txn"], Clock(), run=rec, booted=True)
+    assert b.arm(txn(), 15.0) is True
+    stop, run = rec.calls
+    assert stop == ("systemctl", "stop", "netcfg-txn-backstop-20260101T000000-abcdef-*.timer")
+    assert run[0] == "systemd-run"
+    assert "--on-active=45000ms" in run  # 30 s left + 15 s grace
+    assert "--timer-property=AccuracySec=100ms" in run
+    assert "--property=KillMode=process" in run
+    assert run[-4:] == ("/usr/bin/netcfg-txn", "backstop", "--id", "20260101T000000-abcdef")
+    b.disarm("20260101T000000-abcdef")
+    assert rec.calls[-1] == stop
+
+
+def test_arming_failures_never_raise_and_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    b = backstop.SystemdBackstop(["x"], Clock(), run=Recorder(fail=True), booted=True)
+    assert b.arm(txn(), 15.0) is False
+    assert "cannot arm the backstop timer" in caplog.text
+    rec = Recorder()
+    unbooted = backstop.SystemdBackstop(["x"], Clock(), run=rec, booted=False)
+    assert unbooted.arm(txn(), 15.0) is False and unbooted.arm(txn(), 15.0) is False
+    unbooted.disarm("t")
+    assert rec.calls == []
+    assert caplog.text.count("systemd is not PID 1") == 1  # said once
+
+
+def test_overdue_deadline_arms_for_the_grace_period_only() -> None:
+    rec = Recorder()
+    b = backstop.SystemdBackstop(["x"], Clock(), run=rec, booted=True)
+    b.arm(txn(deadline_boottime=50.0), 15.0)
+    assert "--on-active=15000ms" in rec.calls[-1]
