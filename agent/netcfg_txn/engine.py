@@ -169,6 +169,8 @@ class Engine:
                 return  # maybe transient: look again next time
             self._frozen, self._adopted = None, t.id
             return
+        if frozen.same_files(cfg, base):  # keep the one FileSet object every path consumes
+            cfg = dataclasses.replace(cfg, fileset=base.fileset)
         network = self._base_network
         if not frozen.same_rules(cfg, base):
             log.warning(

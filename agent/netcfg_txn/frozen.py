@@ -60,6 +60,10 @@ def thaw(doc: Mapping[str, Any], base: Config) -> Config:
         raise ValueError(f"malformed frozen config: {type(e).__name__}: {e}") from None
 
 
+def same_files(a: Config, b: Config) -> bool:
+    return (a.fileset.include, a.fileset.exclude) == (b.fileset.include, b.fileset.exclude)
+
+
 def same_rules(a: Config, b: Config) -> bool:
     """Whether ``a`` and ``b`` would roll back the same way (same set, limits and network)."""
-    return (a.fileset, a.limits, a.apply) == (b.fileset, b.limits, b.apply)
+    return same_files(a, b) and (a.limits, a.apply) == (b.limits, b.apply)

@@ -132,7 +132,11 @@ def test_daemon_unit_contract() -> None:
     assert u["Service.Type"] == ["notify"]
     assert u["Service.Restart"] == ["on-failure"]
     assert u["Service.WatchdogSec"] and u["Service.WatchdogSec"] != ["0"]
-    assert u["Service.ExecReload"] == ["/bin/kill", "-HUP", "$MAINPID"]
+    # Validate first, so a reload with a broken config fails visibly; then signal.
+    assert u["Service.ExecReload"] == [
+        "/usr/bin/netcfg-txn", "config", "check", "/bin/kill", "-HUP", "$MAINPID"
+    ]  # fmt: skip
+    assert u["Unit.OnFailure"] == ["netcfg-txn-backstop.service"]
     assert u["Service.StateDirectory"] == ["netcfg-txn"]
     assert u["Service.StateDirectoryMode"] == ["0700"]
     assert u["Service.RuntimeDirectory"] == ["netcfg-txn"]

@@ -111,3 +111,59 @@ def test_overdue_deadline_arms_for_the_grace_period_only() -> None:
     b = backstop.SystemdBackstop(["x"], Clock(), run=rec, booted=True)
     b.arm(txn(deadline_boottime=50.0), 15.0)
     assert "--on-active=15000ms" in rec.calls[-1]
+
+
+class FakeEngine:
+    def __init__(self, t: Txn | None) -> None:
+        self.t = t
+        self.cfg = dataclasses.replace(config.parse([]), backstop_grace_s=15.0)
+
+    def current(self) -> Txn | None:
+        return self.t
+
+
+def _stopping(stdout: str) -> Recorder:
+    class R(Recorder):
+        def __call__(
+            self, argv: Sequence[str], *, timeout_s: float = 60.0, check: bool = True
+        ) -> Completed:
+            self.calls.append(tuple(argv))
+            return Completed(
+                tuple(argv), 0, stdout if tuple(argv)[1:2] == ("is-system-running",) else "", ""
+            )
+
+    return R()
+
+
+def test_stopping_with_a_transaction_open_hands_it_to_the_backstop(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backstop.sd, "booted", lambda: True)
+    rec = _stopping("running\n")
+    b = backstop.SystemdBackstop(["x"], Clock(), run=rec, booted=True)
+    with caplog.at_level(logging.INFO):
+        backstop.handover(FakeEngine(txn()), b, run=rec)  # type: ignore[arg-type]
+    msg = [r for r in caplog.records if r.levelno == logging.WARNING][-1]
+    assert "backstop timer rolls it back at" in msg.getMessage()
+    assert msg.journal_fields["MESSAGE_ID"] == backstop.MSG_HANDOVER  # type: ignore[attr-defined]
+    assert any(c[0] == "systemd-run" for c in rec.calls)  # re-armed on the way out
+
+
+def test_reboot_with_a_transaction_open_warns_it_is_reverted_at_boot(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backstop.sd, "booted", lambda: True)
+    rec = _stopping("stopping\n")
+    b = backstop.SystemdBackstop(["x"], Clock(), run=rec, booted=True)
+    backstop.handover(FakeEngine(txn()), b, run=rec)  # type: ignore[arg-type]
+    assert "reverts the change at the next boot" in caplog.text
+    assert not any(c[0] == "systemd-run" for c in rec.calls)
+
+
+def test_stopping_without_systemd_says_nothing_protects_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = backstop.SystemdBackstop(["x"], Clock(), run=Recorder(), booted=False)
+    backstop.handover(FakeEngine(txn()), b, run=Recorder())  # type: ignore[arg-type]
+    crit = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert crit and "no backstop is armed" in crit[0].getMessage()
