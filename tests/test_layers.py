@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "agent" / "netcfg_txn"
-PURE = ["model", "errors", "txn", "plan", "fileset", "config", "policy", "affected"]
+PURE = ["model", "errors", "txn", "plan", "fileset", "config", "policy", "affected", "frozen"]
 BANNED = {"os", "subprocess", "socket", "time", "selectors", "signal", "shutil", "tempfile",
           "pyroute2", "systemd", "click", "aiohttp", "asyncio"}  # fmt: skip
 DOORS = {"subprocess": {"runner"}, "pyroute2": {"links"}, "systemd": {"sd"}}

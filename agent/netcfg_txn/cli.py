@@ -86,10 +86,7 @@ class Ctx:
         """The engine over the state dir, for commands that must work without the daemon.
         A config that no longer parses never stops them: they use the last good one (an open
         transaction uses the settings frozen at its start), with a loud warning."""
-        from netcfg_txn import backstop, lastgood
-        from netcfg_txn.clock import SystemClock
-        from netcfg_txn.engine import Engine
-        from netcfg_txn.netchoice import make_network
+        from netcfg_txn import assemble, lastgood
 
         cfg, warning = lastgood.load_or_last_good(self.config, self.state_dir, who="netcfg-txn")
         if warning:
@@ -100,16 +97,7 @@ class Ctx:
             raise NotPermitted(
                 f"cannot read the state directory {cfg.state_dir}", hint="run as root (sudo)"
             )
-        clock = SystemClock()
-        argv = backstop.command(self.config_arg, self.state_dir, self.root)
-        return Engine(
-            self.root,
-            cfg,
-            clock,
-            make_network(cfg, root=self.root),
-            network_for=lambda c: make_network(c, root=self.root),
-            backstop=backstop.SystemdBackstop(argv, clock),
-        )
+        return assemble.engine(self.root, cfg, config=self.config_arg, state_dir=self.state_dir)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

@@ -23,10 +23,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from netcfg_txn import __version__, backstop, lastgood, sd
+from netcfg_txn import __version__, assemble, backstop, lastgood, sd
 from netcfg_txn import config as configmod
 from netcfg_txn.api import CAPABILITIES, make_app
-from netcfg_txn.clock import SystemClock
 from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
 from netcfg_txn.errors import (
     Busy,
@@ -348,17 +347,8 @@ async def serve(args: argparse.Namespace) -> int:
     # transaction, the one frozen at its start) and say so loudly.
     cfg, _ = lastgood.load_or_last_good(cfg_path, state_dir, who="netcfg-txnd")
     root = Path(args.root)
-    engine = Engine(
-        root,
-        cfg,
-        SystemClock(),
-        make_network(cfg, root=root),
-        network_for=lambda c: make_network(c, root=root),
-        backstop=backstop.SystemdBackstop(
-            backstop.command(Path(args.config) if args.config else None, state_dir, root),
-            SystemClock(),
-        ),
-    )
+    engine = assemble.engine(root, cfg, config=Path(args.config) if args.config else None,
+                             state_dir=state_dir)  # fmt: skip
     engine.store.ensure()
     from netcfg_txn import fsutil
 

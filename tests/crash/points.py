@@ -218,15 +218,21 @@ _TEMP = re.compile(r"^(\..+?)\.[^.]+(\.[0-9]+)?\.tmp$")
 
 def normalized_state(case: Case) -> list[str]:
     """The state dir's file names with transaction ids and random temp-name parts normalized, so
-    two runs killed at the same point can be compared. Lock and stat cache left out."""
+    two runs killed at the same point can be compared. Locks, stat cache and the last good config
+    left out."""
     out = []
     t = raw_txn(case)
     for dirpath, dirnames, filenames in os.walk(case.state):
         for n in dirnames + filenames:
             rel = os.path.relpath(os.path.join(dirpath, n), case.state)
-            if n in ("daemon.lock", "statcache.json", "applied.json") or n.startswith(
-                ".statcache.json."
-            ):
+            # The daemon also keeps its last good config (not transaction state).
+            if n in (
+                "daemon.lock",
+                "statcache.json",
+                "applied.json",
+                "last-good-config.json",
+                "backstop.lock",
+            ) or n.startswith((".statcache.json.", ".last-good-config.json.")):
                 continue
             rel = re.sub(r"\d{8}T\d{6}-[0-9a-f]{6}", "ID", rel)
             head, _, name = rel.rpartition("/")

@@ -151,6 +151,21 @@ def test_c_systemctl_stop_hands_the_deadline_to_the_backstop(m: Machine) -> None
     assert_backstop_rolled_back(m, txn, "systemctl-stop", "not running")
 
 
+def test_the_backstop_timer_follows_the_deadline(m: Machine) -> None:
+    t = m.cli_ok("start", "--timeout", "5m")["transaction"]
+    first = backstop_timers(m)
+    assert len(first) == 1 and t["id"] in first[0], first
+    m.cli_ok("extend", "--timeout", "10m")
+    second = backstop_timers(m)
+    assert len(second) == 1 and second != first  # re-armed for the new deadline
+    m.cli_ok("commit")
+    assert backstop_timers(m) == []  # cleared by commit
+    m.cli_ok("start", "--timeout", "5m")
+    assert len(backstop_timers(m)) == 1
+    m.cli_ok("rollback")
+    assert backstop_timers(m) == []  # and by a finished rollback
+
+
 def test_f_reload_with_a_bad_config_fails_visibly_and_keeps_the_old_one(m: Machine) -> None:
     pid = m.show("netcfg-txnd.service", "MainPID")["MainPID"]
     m.write("/etc/netcfg-txn/conf.d/60-bad.toml", BAD)
