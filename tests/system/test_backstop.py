@@ -37,8 +37,9 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 GRACE_S = 5.0
 SITE = '[timer]\ndefault = "77s"\nbackstop_grace = "5s"\n'
 BAD = '[timer]\ndefault = "55s"\nbogus_key = 1\n'
-# The backstop runs a python CLI in a loaded machine: allow this much past deadline + grace.
-SLACK_S = 6.0
+# The backstop starts a python CLI (~0.5 s idle); on a loaded 2-core CI machine it took up to 6 s
+# more: allow this much past deadline + grace.
+SLACK_S = 10.0
 LATENCIES: dict[str, float] = {}
 
 
@@ -64,6 +65,8 @@ def healthy(m: Machine) -> Iterator[None]:
         assert m.cli_ok("status")["state"] == "idle"
         assert m.read("/etc/network/interfaces") == IFACES_OLD
     yield
+    if m.running and m.cli("status")[1].get("state") == "open":  # a failed test left one open
+        m.cli("rollback", "--force")
 
 
 def offline(m: Machine, *args: str) -> dict[str, Any]:
@@ -100,6 +103,7 @@ def assert_backstop_rolled_back(m: Machine, txn: dict[str, Any], name: str, caus
     assert (end["phase"], end["reason"], end["ended_by"]) == ("rolled-back", "timeout", "backstop")
     late = begun_at(m, txn["id"]) - deadline
     LATENCIES[name] = late
+    LATENCIES[f"{name} (done)"] = end["ended_wall_s"] - deadline
     assert GRACE_S - 0.5 <= late <= GRACE_S + SLACK_S, f"{name}: began {late:+.2f}s after"
     # Files AND network: the interface was bounced back to the snapshot's address.
     assert m.read("/etc/network/interfaces") == IFACES_OLD
@@ -115,7 +119,7 @@ def backstop_timers(m: Machine) -> list[str]:
     out = m.exec(
         "systemctl", "list-timers", "--all", "--plain", "--no-legend", "netcfg-txn-backstop-*"
     ).stdout
-    return [w for w in out.split() if w.startswith("netcfg-txn-backstop-")]
+    return [w for w in out.split() if w.startswith("netcfg-txn-backstop-") and w.endswith(".timer")]
 
 
 def test_a_killed_and_masked_daemon_is_replaced_by_the_backstop(m: Machine) -> None:
@@ -193,6 +197,7 @@ def test_d_broken_config_after_start_then_restart_rolls_back_at_the_deadline(m: 
     assert end["ended_by"] != "backstop"  # the daemon itself, on time
     late = begun_at(m, txn["id"]) - deadline
     LATENCIES["broken-config+restart"] = late
+    LATENCIES["broken-config+restart (done)"] = end["ended_wall_s"] - deadline
     assert 0 <= late <= 1.0, f"began {late:+.2f}s after the deadline"
     assert m.read("/etc/network/interfaces") == IFACES_OLD
     assert m.ipv4() == ["192.0.2.1/24"]

@@ -112,7 +112,12 @@ def test_reload_with_bad_config_keeps_the_old_one(txn_machine: Machine) -> None:
     before = daemon(m)
 
     m.write("/etc/netcfg-txn/conf.d/20-bad.toml", '[timer]\ndefault = "55s"\nbogus_key = 1\n')
-    m.exec("systemctl", "reload", "netcfg-txnd.service")
+    # ExecReload= validates first: the reload itself fails, visibly, naming file and key.
+    assert m.exec("systemctl", "reload", "netcfg-txnd.service", check=False).returncode != 0
+    text = m.journal_text("netcfg-txnd.service")
+    assert "20-bad.toml" in text and "bogus_key" in text, text
+    # A SIGHUP sent by hand is refused by the daemon itself, loudly.
+    m.exec("systemctl", "kill", "--signal=SIGHUP", "--kill-who=main", "netcfg-txnd.service")
     refused = wait_for(
         "the reload refusal in the journal",
         lambda: m.journal(f"MESSAGE_ID={MSG_RELOAD_REFUSED}"),

@@ -167,3 +167,34 @@ def test_stopping_without_systemd_says_nothing_protects_the_deadline(
     backstop.handover(FakeEngine(txn()), b, run=Recorder())  # type: ignore[arg-type]
     crit = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert crit and "no backstop is armed" in crit[0].getMessage()
+
+
+def test_engine_uses_the_frozen_file_set_and_falls_back_for_old_records(tmp_path: Path) -> None:
+    from tests.fakeroot.conftest import ROOT_ACTOR, build
+
+    env = build(tmp_path)
+    env.write("/etc/network/interfaces", "old\n")
+    env.write("/etc/extra/site.conf", "site\n")
+    wider = config.parse(
+        [("b.toml", '[files]\npresets = ["ifupdown"]\ninclude = ["/etc/extra/*"]\n')],
+        state_dir=env.state,
+    )
+    t, _ = env.engine.start(ROOT_ACTOR)
+    env.engine.cfg = wider  # a config change after start (as a daemon restart would load it)
+    assert env.engine.current() is not None
+    assert env.engine.fileset.include == ("/etc/network/interfaces", "/etc/network/interfaces.d/*")
+    env.engine.rollback(ROOT_ACTOR)
+    assert env.path("/etc/extra/site.conf").read_text() == "site\n"  # not "added": kept
+    assert env.engine.fileset.include[-1] == "/etc/extra/*"  # idle: the current config
+
+    # A record from an older version (no frozen config): the current config is used.
+    env.engine.cfg = config.parse([("a.toml", '[files]\npresets = ["ifupdown"]\n')],
+                                  state_dir=env.state)  # fmt: skip
+    t, _ = env.engine.start(ROOT_ACTOR)
+    (env.state / "snapshots" / t.id / "config.json").unlink()
+    env.engine.cfg = wider
+    env.engine._adopt(None)  # a fresh process
+    assert env.engine.current() is not None
+    assert env.engine.fileset.include[-1] == "/etc/extra/*"
+    env.engine.rollback(ROOT_ACTOR)
+    assert not env.path("/etc/extra/site.conf").exists()  # "added" under the current set
