@@ -118,6 +118,14 @@ def _count(v: Any) -> int:
     return v
 
 
+def _grace(v: Any) -> float:
+    # Shorter would race the daemon's own rollback: the backstop would kill a healthy daemon.
+    seconds = parse_duration(v)
+    if seconds < 5:
+        raise ValueError("must be at least 5s")
+    return seconds
+
+
 def _abs_path(v: Any) -> str:
     if not isinstance(v, str) or not v.startswith("/"):
         raise ValueError("must be an absolute path")
@@ -149,7 +157,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "default": (parse_duration, 120.0, "dead-man timeout when start gives none"),
         "max": (parse_duration, 86400.0, "longest timeout start/extend accept"),
         "backstop_grace": (
-            parse_duration,
+            _grace,
             15.0,
             "how long after the deadline the systemd backstop rolls back if the daemon has not",
         ),

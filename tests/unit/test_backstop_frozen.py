@@ -198,3 +198,9 @@ def test_engine_uses_the_frozen_file_set_and_falls_back_for_old_records(tmp_path
     assert env.engine.fileset.include[-1] == "/etc/extra/*"
     env.engine.rollback(ROOT_ACTOR)
     assert not env.path("/etc/extra/site.conf").exists()  # "added" under the current set
+
+
+def test_backstop_grace_has_a_floor() -> None:
+    assert config.parse([("a.toml", '[timer]\nbackstop_grace = "5s"\n')]).backstop_grace_s == 5
+    with pytest.raises(ConfigError, match="backstop_grace: must be at least 5s"):
+        config.parse([("a.toml", '[timer]\nbackstop_grace = "1s"\n')])
