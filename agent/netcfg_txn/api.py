@@ -59,7 +59,7 @@ class Service(Protocol):
     async def arm(self, actor: Actor, txn_id: str | None, token: str | None,
                   body: Mapping[str, Any]) -> dict[str, Any]: ...  # fmt: skip
     async def confirm(
-        self, actor: Actor, txn_id: str | None, token: str | None
+        self, actor: Actor, txn_id: str | None, token: str | None, force: bool = False
     ) -> dict[str, Any]: ...
     async def rollback(self, actor: Actor, txn_id: str | None, token: str | None,
                        body: Mapping[str, Any]) -> dict[str, Any]: ...  # fmt: skip
@@ -86,7 +86,7 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "probe_settings": dict,
     },
     "arm": {"timeout": (str, int, float), "force": bool},
-    "confirm": {},
+    "confirm": {"force": bool},
     "rollback": {"force": bool},
 }
 
@@ -117,6 +117,11 @@ async def read_body(request: web.Request, op: str) -> dict[str, Any]:
             doc["timeout_s"] = parse_duration(doc.pop("timeout"))
         except (ValueError, OverflowError) as e:
             raise BadRequest(f"field 'timeout': {e}") from None
+    if doc.get("arm") is False:  # accepted once and silently ignored: say so instead
+        raise BadRequest(
+            "field 'arm': false is not supported: a transaction is always armed at start",
+            hint="start it with the timeout you need, then move the deadline with arm",
+        )
     if "label" in doc and len(doc["label"]) > 200:
         raise BadRequest("field 'label' is longer than 200 characters")
     return doc
@@ -256,8 +261,9 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
     @routes.post("/v1/transactions/{id}/confirm")
     async def confirm(request: web.Request) -> web.Response:
         actor = actor_for(request, "confirm")
-        await read_body(request, "confirm")
-        return _ok(await service.confirm(actor, _txn_id(request), _token(request)))
+        body = await read_body(request, "confirm")
+        force = bool(body.get("force", False))
+        return _ok(await service.confirm(actor, _txn_id(request), _token(request), force))
 
     @routes.post("/v1/transactions/{id}/rollback")
     async def rollback(request: web.Request) -> web.Response:

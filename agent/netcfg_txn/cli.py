@@ -22,6 +22,9 @@ from netcfg_txn.errors import (
     Failed,
     InternalError,
     NetcfgTxnError,
+    NotKept,
+    NotPermitted,
+    NoTransaction,
     Unavailable,
     UsageError,
 )
@@ -119,15 +122,16 @@ def cli(ctx: click.Context, sock: str, as_json: bool, config: str | None, root: 
     \b
     Typical session over SSH:
       netcfg-txn start --timeout 5m     # snapshot the config, arm the dead-man timer
-      vi /etc/network/interfaces; ifreload -a
+      ifdown eth0; vi /etc/network/interfaces.d/eth0; ifup eth0
       netcfg-txn commit                 # still connected? keep it.
     If you lose the connection and cannot commit, the daemon restores the snapshot at the
     deadline and bounces only the interfaces whose configuration changed. A crash or power cut
     while a transaction is open is rolled back at boot, before networking starts.
 
     \b
-    Exit codes: 0 ok, 1 failed, 2 usage, 66 no such open transaction, 69 daemon unavailable,
-    70 internal bug, 75 busy, 77 not permitted / bad token, 78 invalid config or pending edits.
+    Exit codes: 0 ok, 1 failed, 2 usage, 3 try: change not kept (rolled back), 66 no such open
+    transaction, 69 daemon unavailable, 70 internal bug, 75 busy, 77 not permitted / bad token,
+    78 invalid config, pending edits or a file set rolled back before.
     """
     ctx.obj = Ctx(sock, as_json, config, root, state_dir)
 
@@ -139,8 +143,13 @@ def _txn_human(t: dict[str, Any]) -> str:
     lines.append(f"  started   {when(t.get('created_wall_s'))} by {t.get('actor')}")
     if t["phase"] == "open":
         left = t.get("remaining_s")
-        left_txt = configmod.format_duration(left) if left is not None else "?"
-        lines.append(f"  deadline  {when(t.get('deadline_wall_s'))} ({left_txt} left)")
+        if left is None:
+            left_txt = "? left"
+        elif left <= 0:
+            left_txt = "overdue: the rollback is due now"
+        else:
+            left_txt = f"{configmod.format_duration(left)} left"
+        lines.append(f"  deadline  {when(t.get('deadline_wall_s'))} ({left_txt})")
     lines.append(f"  files     {t.get('file_count', 0)} managed")
     if t.get("reason"):
         lines.append(f"  reason    {t['reason']}")
@@ -176,6 +185,7 @@ def start(
         duration_arg(timeout)
     doc = c.call("POST", "/v1/transactions", body)
     t = doc["transaction"]
+    _warn(c, doc)
     if token_file:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -192,6 +202,23 @@ def start(
     c.out.result(doc, human)
 
 
+def _warn(c: Ctx, doc: dict[str, Any]) -> None:
+    for w in doc.get("warnings") or []:
+        c.out.info(f"WARNING: {w}")
+
+
+def _changed_human(doc: dict[str, Any], verb: str) -> list[str]:
+    """Every managed file that differed from the snapshot, whoever edited it."""
+    lines = []
+    if changed := doc.get("changed"):
+        lines.append(f"  files {verb} ({len(changed)}), changed since the snapshot:")
+        lines += [f"    {p}" for p in changed]
+    if later := doc.get("edited_after_apply"):
+        lines.append(f"  edited after the last extend ({len(later)}):")
+        lines += [f"    {p}" for p in later]
+    return lines
+
+
 def _token_opts(f: Any) -> Any:
     f = click.option("--id", "txn_id", help="Transaction id (default: the open one).")(f)
     f = click.option("--token", envvar="NETCFG_TXN_TOKEN", help="The transaction's token.")(f)
@@ -204,13 +231,16 @@ def _path(txn_id: str | None, op: str) -> str:
 
 @cli.command()
 @_token_opts
+@click.option(
+    "--force", is_flag=True, help="Keep even a file set that was rolled back before (logged)."
+)
 @pass_ctx
-def commit(c: Ctx, token: str | None, txn_id: str | None) -> None:
+def commit(c: Ctx, token: str | None, txn_id: str | None, force: bool) -> None:
     """Keep the change: drop the snapshot and disarm the timer (alias: confirm)."""
-    doc = c.call("POST", _path(txn_id, "confirm"), {}, token=token)
+    doc = c.call("POST", _path(txn_id, "confirm"), {"force": True} if force else {}, token=token)
     t = doc["transaction"]
     msg = "already committed" if doc.get("already_committed") else "committed"
-    c.out.result(doc, f"Transaction {t['id']} {msg}.")
+    c.out.result(doc, "\n".join([f"Transaction {t['id']} {msg}.", *_changed_human(doc, "kept")]))
 
 
 cli.add_command(commit, "confirm")
@@ -222,8 +252,17 @@ cli.add_command(commit, "confirm")
 @pass_ctx
 def rollback(c: Ctx, token: str | None, txn_id: str | None, force: bool) -> None:
     """Restore the snapshot now and bounce the interfaces whose configuration changed."""
-    doc = c.call("POST", _path(txn_id, "rollback"), {"force": force}, token=token)
-    c.out.result(doc, _txn_human(doc["transaction"]))
+    try:
+        doc = c.call("POST", _path(txn_id, "rollback"), {"force": force}, token=token)
+    except Failed as e:  # the files it overwrote matter most when it failed
+        _changed_to_stderr(c, e.details)
+        raise
+    c.out.result(doc, "\n".join([_txn_human(doc["transaction"]), *_changed_human(doc, "restored")]))
+
+
+def _changed_to_stderr(c: Ctx, doc: dict[str, Any]) -> None:
+    for line in _changed_human(doc, "restored"):
+        c.out.info(line)
 
 
 @cli.command()
@@ -262,6 +301,8 @@ def _status_human(doc: dict[str, Any]) -> str:
             lines.append(f"  bounced: {' '.join(last['bounced'])}")
     if doc.get("last_error"):
         lines.append(f"Last error: {doc['last_error']}")
+    for w in doc.get("warnings") or []:
+        lines.append(f"WARNING: {w}")
     if doc.get("offline"):
         lines.append("(daemon not running: read from the state directory)")
     if doc.get("config_error"):
@@ -276,7 +317,7 @@ def status(c: Ctx) -> None:
     try:
         doc = c.call("GET", "/v1/status")
         _config_warning(c, doc)
-    except Unavailable:
+    except (Unavailable, NotPermitted):  # the state dir may still be readable
         doc = c.offline_engine().status()
         doc["offline"] = True
         _config_warning(c, doc, quiet=True)
@@ -302,15 +343,22 @@ def _config_warning(c: Ctx, doc: dict[str, Any], *, quiet: bool = False) -> None
 @cli.command()
 @pass_ctx
 def diff(c: Ctx) -> None:
-    """Unified diff of the managed files: snapshot -> now."""
+    """Unified diff of the managed files: snapshot -> now; with no transaction open, the edits
+    made outside one: last commit or rollback -> now."""
     try:
         doc = c.call("GET", "/v1/diff")
-    except Unavailable:
-        doc = {"files": c.offline_engine().diff()}
+    except (Unavailable, NotPermitted):
+        engine = c.offline_engine()
+        doc = {"files": engine.diff(), "against": engine.diff_base()}
     parts = []
     for f in doc["files"]:
         parts.append(f.get("diff") or f"--- {f['path']}: {f['change']}: {f.get('detail', '')}\n")
-    c.out.result(doc, "".join(parts).rstrip("\n") or "No changes since the snapshot.")
+    nothing = (
+        "No changes since the snapshot."
+        if doc.get("against") != "baseline"
+        else ("No edits since the last commit or rollback.")
+    )
+    c.out.result(doc, "".join(parts).rstrip("\n") or nothing)
 
 
 @cli.command("plan")
@@ -319,7 +367,7 @@ def plan_cmd(c: Ctx) -> None:
     """What a rollback would do right now (files and interfaces), without doing it."""
     try:
         doc = c.call("GET", "/v1/plan")
-    except Unavailable:
+    except (Unavailable, NotPermitted):
         doc = c.offline_engine().preview()
     lines = [f"A rollback of {doc['transaction']} now would ({doc['backend']} backend):"]
     for f in doc["files"]:
@@ -347,18 +395,21 @@ def history(c: Ctx, limit: int) -> None:
     """Finished transactions, newest first."""
     try:
         doc = c.call("GET", f"/v1/history?limit={limit}")
-    except Unavailable:
+    except (Unavailable, NotPermitted):
         doc = {"history": c.offline_engine().history(limit)}
     lines = []
     for h in doc["history"]:
         why = f" ({h['reason']})" if h.get("reason") else ""
         bounced = f"  bounced: {' '.join(h['bounced'])}" if h.get("bounced") else ""
+        label = f"  [{h['label']}]" if h.get("label") else ""
         lines.append(
-            f"{h['id']}  {h['phase']}{why}  ended {when(h.get('ended_wall_s'))}  "
+            f"{h['id']}  {h['phase']}{why}{label}  ended {when(h.get('ended_wall_s'))}  "
             f"files changed: {len(h.get('changed', []))}{bounced}"
         )
         for p in h.get("changed", [])[:20]:
             lines.append(f"    {p}")
+        if later := h.get("edited_after_apply"):
+            lines.append(f"    edited after the last extend: {' '.join(later)}")
         for e in h.get("errors", []):
             lines.append(f"    error: {e}")
     c.out.result(doc, "\n".join(lines) or "No finished transactions yet.")
@@ -381,16 +432,43 @@ def _ask_keep(deadline_wall: float) -> bool | None:
             return answer in ("y", "yes")
 
 
+def _not_kept(c: Ctx, t: dict[str, Any], why: str) -> NoReturn:
+    """Exit 3 when the snapshot is back; 1 (with the failures) when the rollback failed."""
+    if t.get("phase") == "failed" or t.get("errors"):
+        raise Failed(
+            f"{why}; transaction {t['id']} rollback FAILED: " + "; ".join(t.get("errors", [])),
+            details={"transaction": t},
+        )
+    raise NotKept(
+        f"{why}; transaction {t['id']} was rolled back: the change was not kept",
+        details={"transaction": t},
+    )
+
+
+def _wait_ended(c: Ctx, txn_id: str, timeout_s: float = 600.0) -> dict[str, Any]:
+    """The transaction once the daemon has finished with it (its rollback may take a while)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        t: dict[str, Any] = c.call("GET", f"/v1/transactions/{txn_id}")["transaction"]
+        if t["phase"] in ("committed", "rolled-back", "failed") or time.monotonic() > end:
+            return t
+        time.sleep(0.2)
+
+
 @cli.command(name="try", context_settings={"ignore_unknown_options": True})
 @click.option("--timeout", help="Dead-man timeout (default: [timer] default).")
-@click.option("--allow-pending", is_flag=True)
+@click.option(
+    "--allow-pending", is_flag=True, help="Snapshot even if files changed outside a transaction."
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
 def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, ...]) -> None:
-    """Start, run COMMAND (e.g. 'ifreload -a'), then ask whether to keep the result.
+    """Start, run COMMAND, then ask whether to keep the result.
 
-    Without a TTY the transaction stays armed and the command says how to confirm it.
-    If COMMAND fails, the snapshot is restored at once.
+    COMMAND is e.g. 'ifup eth0'. Without a TTY the transaction stays armed and the command says
+    how to confirm it. Exits 0 only if the change was kept (or left armed without a TTY), 3 if
+    it was rolled back (COMMAND failed, the answer was no, or the time ran out), 1 if that
+    rollback failed.
     """
     from netcfg_txn.runner import run_interactive
 
@@ -408,12 +486,12 @@ def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, .
     rc = run_interactive(list(command), stdout_to_stderr=c.out.as_json)
     if rc != 0:
         c.out.info(f"command exited with {rc}: restoring the snapshot now")
-        back = c.call("POST", _path(t["id"], "rollback"), {}, token=token)
-        c.out.info(_txn_human(back["transaction"]))
-        raise Failed(
-            f"{' '.join(command)} exited with {rc}; transaction {t['id']} was rolled back",
-            details={"command_exit": rc, "transaction": back["transaction"]},
-        )
+        try:
+            back = c.call("POST", _path(t["id"], "rollback"), {}, token=token)["transaction"]
+        except Failed as e:
+            back = e.details.get("transaction") or {"id": t["id"], "phase": "failed"}
+        c.out.info(_txn_human(back))
+        _not_kept(c, back, f"{' '.join(command)} exited with {rc}")
     if not sys.stdin.isatty() or c.out.as_json:
         c.out.result(
             {"transaction": t, "token": token, "command_exit": rc},
@@ -423,27 +501,49 @@ def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, .
         return
     keep = _ask_keep(t["deadline_wall_s"])
     if keep is None:
-        c.out.result({"transaction": t}, "Out of time: the daemon is restoring the snapshot.")
-        return
+        c.out.info("Out of time: the daemon is restoring the snapshot.")
+        _not_kept(c, _wait_ended(c, t["id"]), "no answer before the deadline")
     if keep:
-        done = c.call("POST", _path(t["id"], "confirm"), {}, token=token)
+        try:
+            done = c.call("POST", _path(t["id"], "confirm"), {}, token=token)
+        except NoTransaction:  # the deadline won the race with the answer
+            _not_kept(c, _wait_ended(c, t["id"]), "the deadline passed before the answer")
         c.out.result(done, f"Transaction {t['id']} committed.")
-    else:
-        done = c.call("POST", _path(t["id"], "rollback"), {}, token=token)
-        c.out.result(done, _txn_human(done["transaction"]))
+        return
+    try:
+        back = c.call("POST", _path(t["id"], "rollback"), {}, token=token)["transaction"]
+    except Failed as e:
+        back = e.details.get("transaction") or {"id": t["id"], "phase": "failed"}
+    except NoTransaction:
+        back = _wait_ended(c, t["id"])
+    c.out.info(_txn_human(back))
+    _not_kept(c, back, "answered no")
 
 
 @cli.command("boot-rollback")
+@click.option(
+    "--config", "config_path", default=None, help="Config file (default: the global one)."
+)
+@click.option("--root", default=None, help="Root of the managed system (default: /).")
+@click.option("--state-dir", default=None, help="State directory (default: [state] dir).")
 @pass_ctx
-def boot_rollback(c: Ctx) -> None:
+def boot_rollback(c: Ctx, config_path: str | None, root: str | None, state_dir: str | None) -> None:
     """Roll back a transaction left open by a crash or power loss (files only; no daemon).
 
     Run by netcfg-txn-boot-rollback.service before networking starts. Exits 0 with nothing to do,
-    1 if a restore failed, 75 while the daemon holds the state lock.
+    1 if a restore failed, 75 while the daemon holds the state lock. --config, --root and
+    --state-dir are accepted before or after the verb.
     """
     from netcfg_txn import fsutil, sd
     from netcfg_txn.errors import Busy, Failed
     from netcfg_txn.model import Phase
+
+    if config_path is not None:
+        c.config = c.config_arg = Path(config_path)
+    if root is not None:
+        c.root = Path(root)
+    if state_dir is not None:
+        c.state_dir = Path(state_dir)
 
     sd.setup_logging("netcfg-txn", "INFO")  # the journal, with TXN_ID/PHASE/REASON fields
     engine = c.offline_engine()
@@ -524,6 +624,34 @@ def config_show(c: Ctx) -> None:
 
 cli.add_command(peer)
 cli.add_command(remote)
+
+
+def _json_after_verb(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``netcfg-txn VERB --json`` means what ``netcfg-txn --json VERB`` means."""
+    if not value:
+        return
+    obj = ctx.find_root().obj
+    if isinstance(obj, Ctx):
+        obj.out.as_json = True
+    elif isinstance(obj, dict):  # cli_remote's tests drive its groups with a plain dict
+        obj["json"] = True
+
+
+def accept_json_everywhere(group: click.Group) -> None:
+    """Give every command below ``group`` a ``--json`` of its own. Call it after the last
+    command is added: commands added later would miss it (the man-page test walks the tree)."""
+    for cmd in group.commands.values():
+        if not any(isinstance(p, click.Option) and "--json" in p.opts for p in cmd.params):
+            cmd.params.append(
+                click.Option(["--json"], is_flag=True, expose_value=False, is_eager=True,
+                             callback=_json_after_verb,
+                             help="Print exactly one JSON document (also before the verb).")
+            )  # fmt: skip
+        if isinstance(cmd, click.Group):
+            accept_json_everywhere(cmd)
+
+
+accept_json_everywhere(cli)
 
 
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())

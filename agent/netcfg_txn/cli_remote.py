@@ -300,6 +300,15 @@ def _settings(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _no_arm(value: bool) -> None:
+    """Removed: it was accepted and silently ignored; a start always arms the timer."""
+    if value:
+        raise UsageError(
+            "--no-arm is not supported: a transaction is always armed at start",
+            hint="give start the --timeout you need; move the deadline later with 'remote arm'",
+        )
+
+
 @remote.command("start")
 @click.option("--timeout", metavar="DURATION", help="Dead-man timeout (90s, 5m, 1h).")
 @click.option("--label", help="Free text shown in status and history.")
@@ -317,7 +326,7 @@ def _settings(items: tuple[str, ...]) -> dict[str, Any]:
     metavar="KEY=VALUE",
     help="settle_s, interval_s, timeout_s, retries, rounds, fail_fast.",
 )
-@click.option("--no-arm", is_flag=True, help="Do not arm the timer yet (use 'arm').")
+@click.option("--no-arm", is_flag=True, hidden=True, callback=lambda _c, _p, v: _no_arm(v))
 @click.option("--allow-pending", is_flag=True, help="Start despite out-of-band edits.")
 @click.option("--token-out", metavar="FILE", help="Write the transaction token to a new 0600 file.")
 @click.pass_context
@@ -328,7 +337,6 @@ def remote_start(
     probes: tuple[str, ...],
     policy: str,
     probe_settings: tuple[str, ...],
-    no_arm: bool,
     allow_pending: bool,
     token_out: str | None,
 ) -> None:
@@ -338,7 +346,6 @@ def remote_start(
         label=label,
         probes=probes,
         policy=policy,
-        arm=not no_arm,
         probe_settings=_settings(probe_settings) or None,
         allow_pending=allow_pending,
     )

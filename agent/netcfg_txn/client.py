@@ -9,7 +9,7 @@ import json
 import socket
 from typing import Any
 
-from netcfg_txn.errors import InternalError, Unavailable, from_json
+from netcfg_txn.errors import InternalError, NotPermitted, Unavailable, from_json
 
 TOKEN_HEADER = "X-Netcfg-Txn-Token"
 
@@ -50,9 +50,10 @@ def call(
             f"the daemon is not running (no control socket at {sock_path})",
             hint="start it with 'systemctl start netcfg-txnd'",
         ) from None
-    except PermissionError:
-        raise Unavailable(
-            f"permission denied on {sock_path}", hint="the control socket is root-only: use sudo"
+    except PermissionError:  # the daemon is there, but the 0600 socket is not for this user
+        raise NotPermitted(
+            f"permission denied on {sock_path}",
+            hint="the control socket is root-only: run it with sudo",
         ) from None
     except ConnectionRefusedError:
         raise Unavailable(f"the daemon is not accepting connections on {sock_path}") from None

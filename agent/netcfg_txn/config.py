@@ -212,6 +212,8 @@ class Config:
     remote: RemoteConfig = RemoteConfig()
     probes: ProbeSettings = ProbeSettings()
     backstop_grace_s: float = 15.0
+    # Every SCHEMA key as parsed, under its TOML name ('config show' prints them as written).
+    settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def check_timeout(self, seconds: float | None) -> float:
         t = self.timeout_default_s if seconds is None else seconds
@@ -300,6 +302,7 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         remote=remote,
         probes=probes,
         backstop_grace_s=v["timer"]["backstop_grace"],
+        settings=v,
     )
 
 
@@ -334,23 +337,18 @@ def load(config: Path = DEFAULT_CONFIG, *, state_dir: Path | None = None) -> Con
 
 
 def to_json(cfg: Config) -> dict[str, Any]:
-    return {
-        "sources": list(cfg.sources),
-        "files": {
-            "include": list(cfg.fileset.include),
-            "exclude": list(cfg.fileset.exclude),
-            "max_file_size": cfg.limits.max_file_bytes,
-            "max_total_size": cfg.limits.max_total_bytes,
-        },
-        "timer": {
-            "default_s": cfg.timeout_default_s,
-            "max_s": cfg.timeout_max_s,
-            "backstop_grace_s": cfg.backstop_grace_s,
-        },
-        "state": {"dir": str(cfg.state_dir), "history": cfg.history},
-        "apply": dataclasses.asdict(cfg.apply),
-        **{k: dict(v) for k, v in cfg.extra.items() if v},
-    }
+    """The effective configuration under the keys a config file uses, every one of them
+    (durations as "<seconds>s", sizes in bytes: both valid values of the key)."""
+    doc: dict[str, Any] = {"sources": list(cfg.sources)}
+    for section, keys in SCHEMA.items():
+        table: dict[str, Any] = {}
+        for key, (parser, default, _help) in keys.items():
+            value = cfg.settings.get(section, {}).get(key, default)
+            table[key] = f"{value:g}s" if parser in (parse_duration, _grace) else value
+        doc[section] = table
+    doc["state"]["dir"] = str(cfg.state_dir)  # --state-dir wins over the file
+    doc.update({k: dict(v) for k, v in cfg.extra.items() if v})
+    return doc
 
 
 def managed_dirs(cfg: Config) -> list[PurePosixPath]:

@@ -45,7 +45,7 @@ from netcfg_txn.remoteauth import limiter_for, make_remote_auth, start_remote_si
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
-PROBES = Actor(kind="system", command="probes")
+PROBES = Actor(kind="system", command="probe")  # the ACTOR of what the probes decide
 
 
 class Daemon:
@@ -164,7 +164,8 @@ class Daemon:
 
     async def _probes_passed(self, tid: str) -> None:
         log.info("txn=%s probes passed: committing", tid)
-        await self._locked(self.engine.commit, PROBES, txn_id=tid, token=None)
+        # Passing probes are the evidence a rejected set lacked: they may keep it (logged).
+        await self._locked(self.engine.commit, PROBES, txn_id=tid, token=None, force=True)
 
     async def _probes_failed(self, tid: str, why: str) -> None:
         log.warning("txn=%s %s: rolling back (reason health)", tid, why)
@@ -187,6 +188,7 @@ class Daemon:
         policy = None
         if confirm.probes or confirm.policy is not Policy.MANUAL:
             policy = confirm.to_json()
+        warnings: list[str] = []
         t, token = await self._locked(
             self.engine.start,
             actor,
@@ -194,8 +196,9 @@ class Daemon:
             allow_pending=bool(body.get("allow_pending", False)),
             label=str(body.get("label", "")),
             policy=policy,
+            warnings=warnings,
         )
-        return {"transaction": self._public(t), "token": token}
+        return {"transaction": self._public(t), "token": token, "warnings": warnings}
 
     async def arm(
         self, actor: Actor, txn_id: str | None, token: str | None, body: Mapping[str, Any]
@@ -210,7 +213,9 @@ class Daemon:
         )
         return {"transaction": self._public(t)}
 
-    async def confirm(self, actor: Actor, txn_id: str | None, token: str | None) -> dict[str, Any]:
+    async def confirm(
+        self, actor: Actor, txn_id: str | None, token: str | None, force: bool = False
+    ) -> dict[str, Any]:
         cur = self.engine.current()
         confirm = self._confirm_policy(cur) if cur is not None else None
         if actor.kind == "remote" and confirm is not None and not confirm.policy.manual_confirm:
@@ -218,8 +223,14 @@ class Daemon:
                 f"transaction {cur.id if cur else '?'} is confirmed by its probes only",
                 hint="start with --policy probes-or-manual to allow both",
             )
-        t, already = await self._locked(self.engine.commit, actor, txn_id=txn_id, token=token)
-        return {"transaction": self._public(t), "already_committed": already}
+        t, already = await self._locked(
+            self.engine.commit, actor, txn_id=txn_id, token=token, force=force
+        )
+        return {
+            "transaction": self._public(t),
+            "already_committed": already,
+            **self.engine.changed_by(t.id),
+        }
 
     async def rollback(
         self, actor: Actor, txn_id: str | None, token: str | None, body: Mapping[str, Any]
@@ -232,13 +243,14 @@ class Daemon:
             force=bool(body.get("force", False)),
             reason=Reason.MANUAL,
         )
+        changed = self.engine.changed_by(t.id)
         if t.errors:
             raise Failed(
                 f"rollback of {t.id} finished with {len(t.errors)} failure(s): "
                 + "; ".join(t.errors),
-                details={"transaction": self._public(t)},
+                details={"transaction": self._public(t), **changed},
             )
-        return {"transaction": self._public(t)}
+        return {"transaction": self._public(t), **changed}
 
     async def status(self) -> dict[str, Any]:
         cached = self._status_cache
@@ -276,7 +288,8 @@ class Daemon:
         return await self._locked(self.engine.preview)
 
     async def diff(self) -> dict[str, Any]:
-        return {"files": await self._locked(self.engine.diff)}
+        files = await self._locked(self.engine.diff)
+        return {"files": files, "against": self.engine.diff_base()}
 
     def _public(self, t: Txn) -> dict[str, Any]:
         now = self.engine.clock.now()

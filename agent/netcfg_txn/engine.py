@@ -34,6 +34,7 @@ from netcfg_txn.errors import (
 )
 from netcfg_txn.fileset import FileSet
 from netcfg_txn.model import (
+    BOOT,
     SYSTEM,
     Actor,
     Deadline,
@@ -204,7 +205,8 @@ class Engine:
             jf.update(TXN_ID=t.id, PHASE=t.phase.value)
             if t.reason:
                 jf["REASON"] = t.reason.value
-        if (actor := fields.pop("actor", None)) is not None:
+        actor = fields.pop("actor", None) or (t.ended_by if t is not None else None)
+        if actor is not None:  # who caused it: a user, a peer, the timer, the boot, the probes
             jf["ACTOR"] = actor.describe()
         jf.update({k.upper(): v for k, v in fields.items()})
         txt = f"txn={t.id} {message}" if t is not None else message
@@ -269,13 +271,34 @@ class Engine:
         return t
 
     def scan(self, sink: files.BlobSink | None = None) -> Manifest:
+        m, cache = self._scan_cached(sink)
+        self._save_cache(cache)
+        return m
+
+    def _scan_cached(self, sink: files.BlobSink | None) -> tuple[Manifest, files.StatCache]:
         cache = files.StatCache.load(self.store.statcache_path)
         m = files.scan(self.root, self.fileset, self.cfg.limits, sink, cache, self.store.has_blob)
+        return m, cache
+
+    def _save_cache(self, cache: files.StatCache) -> None:
         try:
             cache.save(self.store.statcache_path)
         except OSError as e:  # a hint only: never fail an operation over it
             log.debug("cannot save the stat cache: %s", e)
-        return m
+
+    def baseline(self) -> tuple[Manifest | None, str | None]:
+        """The baseline of the last commit/rollback and, if it was unreadable, why. A corrupt
+        baseline only costs the pending-edit check: it counts as missing, said loudly."""
+        try:
+            return self.store.read_baseline(), None
+        except Corrupt as e:
+            why = (
+                f"the baseline ({self.store.baseline_path}) is corrupt and was ignored ({e}); "
+                "edits made outside a transaction cannot be detected until the next commit "
+                "or rollback writes a new one"
+            )
+            log.error("%s", why)
+            return None, why
 
     # ------------------------------------------------------------------------- operations
 
@@ -287,7 +310,9 @@ class Engine:
         allow_pending: bool = False,
         label: str = "",
         policy: Mapping[str, Any] | None = None,
+        warnings: list[str] | None = None,
     ) -> tuple[Txn, str]:
+        """``warnings`` collects what the caller must be told although the start succeeded."""
         timeout = self.cfg.check_timeout(timeout_s)
         self.store.ensure()
         existing = self.current()
@@ -310,21 +335,26 @@ class Engine:
             )
         writer = self.store.blob_writer()
         try:
-            manifest = self.scan(writer)
-            baseline = self.store.read_baseline()
+            # A refused start changes nothing in the state dir, not even the stat cache.
+            manifest, cache = self._scan_cached(writer)
+            baseline, baseline_problem = self.baseline()
             if baseline is not None and not allow_pending:
                 pending = plan.changes(baseline, manifest)
                 if pending:
                     raise PendingEdits(
                         f"{len(pending)} managed file(s) changed outside a transaction: "
                         + ", ".join(str(c.path) for c in pending[:10]),
-                        hint="review them; 'start --allow-pending' snapshots them as they are",
+                        hint="see them with 'netcfg-txn diff'; "
+                        "'start --allow-pending' snapshots them as they are",
                         details={"paths": [str(c.path) for c in pending]},
                     )
             writer.commit()
         except BaseException:
             writer.abort()
             raise
+        self._save_cache(cache)
+        if baseline_problem is not None and warnings is not None:
+            warnings.append(baseline_problem)
         now = self.clock.now()
         token = secrets.token_urlsafe(32)
         t = Txn(
@@ -378,14 +408,7 @@ class Engine:
         self._authorize(t, actor, token)
         timeout = self.cfg.check_timeout(timeout_s)
         if t.phase is Phase.OPEN:
-            applied = self.scan()
-            info = self.store.rejected().get(applied.fingerprint())
-            if info is not None and not force:
-                raise Rejected(
-                    f"this exact file set was rolled back before ({info.get('reason')}, "
-                    f"transaction {info.get('txn')})",
-                    hint="change something, or pass --force to arm it anyway",
-                )
+            applied = self._check_rejected(t, actor, force=force, verb="extend")
             self.store.write_snapshot_extra(t.id, "applied", manifest_to_json(applied))
         now = self.clock.now()
         new, _ = self._persist(t, txn.Extend(Deadline.after(now, timeout), timeout))
@@ -394,23 +417,42 @@ class Engine:
         self.backstop.arm(new, self.cfg.backstop_grace_s)
         return new
 
+    def _ended_with_token(self, txn_id: str | None, token: str) -> Txn | None:
+        """The finished transaction this token belongs to (the named one, or any in history)."""
+        want = hash_token(token)
+        entries = [self.store.find_history(txn_id)] if txn_id is not None else self.store.history()
+        for h in entries:
+            if h is not None and hmac.compare_digest(want, h.txn.token_sha256):
+                return h.txn
+        return None
+
     def commit(
-        self, actor: Actor, *, txn_id: str | None = None, token: str | None = None
+        self,
+        actor: Actor,
+        *,
+        txn_id: str | None = None,
+        token: str | None = None,
+        force: bool = False,
     ) -> tuple[Txn, bool]:
         """Returns (transaction, already_committed)."""
         try:
             t = self._open(txn_id)
         except NoTransaction:
-            if txn_id is not None and token is not None:
-                h = self.store.find_history(txn_id)
-                if h is not None and hmac.compare_digest(hash_token(token), h.txn.token_sha256):
-                    if h.txn.phase is Phase.COMMITTED:
-                        return h.txn, True  # R36: a lost reply can be retried safely
+            if token is not None and (ended := self._ended_with_token(txn_id, token)) is not None:
+                if ended.phase is Phase.COMMITTED:
+                    return ended, True  # R36: a lost reply can be retried safely
+                raise NoTransaction(
+                    f"transaction {ended.id} already ended: {ended.phase.value}"
+                    + (f" ({ended.reason.value})" if ended.reason else ""),
+                    details={"id": ended.id, "phase": ended.phase.value},
+                ) from None
             raise
         self._authorize(t, actor, token)
         if t.phase is Phase.COMMITTED:
             self._finalize(t)
             return t, True
+        if t.phase is Phase.OPEN:
+            self._check_rejected(t, actor, force=force, verb="commit")
         # Editors and tools rarely fsync: make the new set durable before it is declared kept,
         # or a power cut right after commit could leave empty files that nothing rolls back.
         files.make_durable(self.root, self.fileset)
@@ -419,6 +461,29 @@ class Engine:
         self._event(MSG_COMMITTED, "committed", new, actor=actor)
         self._run_effects(new, effects)
         return new, False
+
+    def _check_rejected(self, t: Txn, actor: Actor, *, force: bool, verb: str) -> Manifest:
+        """A file set rolled back before by timeout, probes or boot is kept or armed again only
+        with ``force``, and the override is logged. Returns the current set."""
+        applied = self.scan()
+        info = self.store.rejected().get(applied.fingerprint())
+        if info is None:
+            return applied
+        before = f"{info.get('reason', '?')}, transaction {info.get('txn', '?')}"
+        if not force:
+            raise Rejected(
+                f"this exact file set was rolled back before ({before})",
+                hint=f"change something, or pass '{verb} --force' to {verb} it anyway (logged)",
+                details={"rejected": info},
+            )
+        log.warning(
+            "txn=%s %s forced by %s: this exact file set was rolled back before (%s)",
+            t.id,
+            verb,
+            actor.describe(),
+            before,
+        )
+        return applied
 
     def rollback(
         self,
@@ -482,7 +547,12 @@ class Engine:
             changes = [self._file_change(c) for c in plan.changes(snap, now)]
             bounce = dict(self.network.plan(changes, self._unchanged(snap, now)))
             bounce["unreadable"] = unreadable
+            if not live:
+                bounce["files_only"] = True
             t = dataclasses.replace(t, bounce=bounce, stage="planned")
+            self.store.write_txn(t)
+        elif not live and not t.bounce.get("files_only"):  # a live rollback cut by a reboot
+            t = dataclasses.replace(t, bounce={**t.bounce, "files_only": True})
             self.store.write_txn(t)
         assert t.bounce is not None
         if live and t.stage == "planned":
@@ -567,6 +637,16 @@ class Engine:
             snap = self.store.snapshot_manifest(t.id)
             if t.phase is Phase.ROLLED_BACK:
                 now = snap  # restored exactly (every step succeeded): no need to rescan
+            elif t.phase is Phase.COMMITTED:
+                # The kept set becomes the baseline: keep its bytes, so 'diff' can show later
+                # edits outside a transaction against it.
+                writer = self.store.blob_writer()
+                try:
+                    now, _ = self._scan_tolerant(writer)
+                    writer.commit()
+                except BaseException:
+                    writer.abort()
+                    raise
             else:
                 now, _ = self._scan_tolerant(None)
             doc: dict[str, Any] = {"snapshot": manifest_to_json(snap)}
@@ -592,7 +672,10 @@ class Engine:
                     info = {"txn": t.id, "reason": t.reason.value, "wall_s": time.time()}
                     self.store.add_rejected(discarded.fingerprint(), info)
             b = t.bounce or {}
-            doc["bounced"] = sorted(set(b.get("down", [])) | set(b.get("up", [])))
+            if not b.get("files_only"):  # at boot nothing is bounced: networking starts after us
+                doc["bounced"] = sorted(set(b.get("down", [])) | set(b.get("up", [])))
+            else:
+                doc["bounced"] = []
             self.store.write_baseline(now)
             self.store.add_history(t, doc, keep=self.cfg.history)
         self.store.drop_snapshot(t.id)
@@ -635,7 +718,7 @@ class Engine:
             actions.append(f"resumed interrupted rollback of {t.id}: {done.phase.value}")
             return Recovery(tuple(actions), None)
         if t.deadline.boot_id != now.boot_id:
-            done = self._rollback(t, SYSTEM, Reason.BOOT)
+            done = self._rollback(t, BOOT, Reason.BOOT)
             actions.append(f"rolled back {t.id} left open by a previous boot: {done.phase.value}")
             return Recovery(tuple(actions), None)
         if t.deadline.remaining_s(now) <= 0:
@@ -678,15 +761,31 @@ class Engine:
         return list(plan.changes(self.store.snapshot_manifest(t.id), self.scan()))
 
     def diff(self) -> list[dict[str, Any]]:
-        t = self._open(None)
+        """Snapshot -> now with a transaction open; else the pending edits: baseline -> now."""
+        t = self.current()
+        if t is not None:
+            changes = self.changed_paths(t)
+        else:
+            base, problem = self.baseline()
+            if base is None:
+                raise NoTransaction(
+                    "no transaction is open and there is no baseline to compare with"
+                    + (f" ({problem})" if problem else ""),
+                    hint="the first commit or rollback records one",
+                )
+            changes = list(plan.changes(base, self.scan()))
         out = []
-        for c in self.changed_paths(t):
-            old = self.store.blob(c.old.sha256) if c.old and c.old.kind == "file" else None
+        for c in changes:
+            old = None
+            if c.old is not None and c.old.kind == "file" and self.store.has_blob(c.old.sha256):
+                old = self.store.blob(c.old.sha256)
             new = None
             if c.new is not None and c.new.kind == "file":
                 new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
             entry: dict[str, Any] = {"path": str(c.path), "change": c.kind}
-            if c.kind == "metadata" and c.old and c.new:
+            if c.old is not None and c.old.kind == "file" and old is None:
+                entry["detail"] = "its earlier content is not kept"
+            elif c.kind == "metadata" and c.old and c.new:
                 entry["detail"] = plan.describe_metadata(c.old, c.new)
             elif (c.old and c.old.kind == "symlink") or (c.new and c.new.kind == "symlink"):
                 before = c.old.target if c.old else None
@@ -696,6 +795,10 @@ class Engine:
                 entry["diff"] = plan.unified(c.path, old, new)
             out.append(entry)
         return out
+
+    def diff_base(self) -> str:
+        """What ``diff`` compares with: the open transaction's snapshot, else the baseline."""
+        return "snapshot" if self.current() is not None else "baseline"
 
     def preview(self) -> dict[str, Any]:
         """What a rollback would do right now (files and interfaces), without doing anything."""
@@ -734,11 +837,13 @@ class Engine:
                     edited = None
             doc["edited"] = edited
         else:
-            base = self.store.read_baseline()
+            base, problem = self.baseline()
             if base is not None:
                 doc["pending"] = [str(c.path) for c in plan.changes(base, self.scan())]
             else:
                 doc["pending"] = []
+            if problem is not None:
+                doc["warnings"] = [problem]
         last = next(iter(self.store.history(1)), None)
         if last is not None:
             lt = last.txn
@@ -752,6 +857,17 @@ class Engine:
             }
             doc["last_error"] = lt.errors[0] if lt.errors else None
         return doc
+
+    def changed_by(self, txn_id: str) -> dict[str, list[str]]:
+        """What a finished transaction kept or overwrote: every managed file that differed from
+        the snapshot, whoever edited it, and those edited after the last extend."""
+        h = self.store.find_history(txn_id)
+        if h is None:
+            return {}
+        out = {"changed": list(h.doc.get("changed", []))}
+        if h.doc.get("edited_after_apply"):
+            out["edited_after_apply"] = list(h.doc["edited_after_apply"])
+        return out
 
     def history(self, limit: int) -> list[dict[str, Any]]:
         out = []
@@ -791,7 +907,7 @@ def public_txn(t: Txn, boot_id: str | None, boottime_s: float | None) -> dict[st
             d["remaining_s"] = max(0.0, t.deadline.boottime_s - boottime_s)
         else:
             d["remaining_s"] = 0.0
-    if t.bounce:
+    if t.bounce and not t.bounce.get("files_only"):
         d["interfaces"] = {
             k: list(v) for k, v in t.bounce.items() if k in ("down", "up", "delete") and v
         }

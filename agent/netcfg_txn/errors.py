@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILURE = 1
     USAGE = 2
+    NOT_KEPT = 3  # try: the change was rolled back (answer n, out of time, COMMAND failed)
     NO_TXN = 66
     UNAVAILABLE = 69
     SOFTWARE = 70
@@ -52,6 +53,14 @@ class Failed(NetcfgTxnError):
 
     code = "failed"
     http_status = 500
+
+
+class NotKept(NetcfgTxnError):
+    """``try``: the change was rolled back cleanly; the system is as it was before."""
+
+    code = "not-kept"
+    exit_code = ExitCode.NOT_KEPT
+    http_status = 409
 
 
 class UsageError(NetcfgTxnError):
@@ -133,7 +142,8 @@ class CommandFailed(NetcfgTxnError):
     code = "command-failed"
 
     def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str) -> None:
-        super().__init__(f"{shlex.join(argv)} failed ({returncode}): {stderr or 'no output'}")
+        status = str(returncode) if returncode is not None else "did not finish"
+        super().__init__(f"{shlex.join(argv)} failed ({status}): {stderr or 'no output'}")
         self.argv = tuple(argv)
         self.returncode = returncode
 

@@ -87,6 +87,8 @@ class Actor:
 
 
 SYSTEM = Actor(kind="system")
+TIMER = Actor(kind="system", command="timer")  # the dead-man deadline passed
+BOOT = Actor(kind="system", command="boot")  # left open by an earlier boot
 
 
 @dataclasses.dataclass(frozen=True)

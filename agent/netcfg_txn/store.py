@@ -266,6 +266,8 @@ class Store:
     def gc_blobs(self, extra_live: frozenset[str] = frozenset()) -> int:
         """Delete blobs no snapshot, baseline or history entry refers to."""
         live = set(extra_live)
+        with contextlib.suppress(FileNotFoundError, Corrupt):
+            live |= self._manifest(self.baseline_path).digests()  # 'diff' of pending edits
         for tid in self.complete_snapshots():
             for name in ("manifest", "discarded"):
                 with contextlib.suppress(FileNotFoundError, Corrupt):

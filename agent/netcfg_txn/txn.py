@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netcfg_txn.errors import Busy, NoTransaction
-from netcfg_txn.model import Actor, Deadline, Phase, Reason, StepResult, Txn
+from netcfg_txn.model import BOOT, TIMER, Actor, Deadline, Phase, Reason, StepResult, Txn
 
 State = Txn | None
 
@@ -124,13 +124,15 @@ def _rollback(s: Txn, e: RollbackRequested) -> Step:
 
 
 def _expire(s: Txn, e: DeadlinePassed) -> Step:
-    t = dataclasses.replace(s, phase=Phase.ROLLING_BACK, reason=Reason.TIMEOUT)
+    t = dataclasses.replace(s, phase=Phase.ROLLING_BACK, reason=Reason.TIMEOUT, ended_by=TIMER)
     return t, (Restore(live=True),)
 
 
 def _boot(s: Txn, e: Booted) -> Step:
     # A rollback interrupted by the reboot keeps its original reason.
-    t = dataclasses.replace(s, phase=Phase.ROLLING_BACK, reason=s.reason or Reason.BOOT)
+    t = dataclasses.replace(
+        s, phase=Phase.ROLLING_BACK, reason=s.reason or Reason.BOOT, ended_by=s.ended_by or BOOT
+    )
     return t, (Restore(live=False),)
 
 
