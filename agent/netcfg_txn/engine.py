@@ -79,6 +79,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _rfc3339(wall_s: float) -> str:
+    """The DEADLINE journal field (the catalog shows it): local time with its UTC offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall_s))
+
+
 def _new_id(now_wall: float) -> TxnId:
     return TxnId(time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_wall)) + "-" + secrets.token_hex(3))
 
@@ -391,6 +396,7 @@ class Engine:
             + (f", skipped: {'; '.join(skipped)}" if skipped else ""),
             t,
             actor=actor,
+            deadline=_rfc3339(t.deadline.wall_s),
         )
         self.backstop.arm(t, self.cfg.backstop_grace_s)
         return t, token
@@ -413,7 +419,13 @@ class Engine:
         now = self.clock.now()
         new, _ = self._persist(t, txn.Extend(Deadline.after(now, timeout), timeout))
         assert new is not None
-        self._event(MSG_EXTENDED, f"deadline moved to {timeout:g}s from now", new, actor=actor)
+        self._event(
+            MSG_EXTENDED,
+            f"deadline moved to {timeout:g}s from now",
+            new,
+            actor=actor,
+            deadline=_rfc3339(new.deadline.wall_s),
+        )
         self.backstop.arm(new, self.cfg.backstop_grace_s)
         return new
 

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   dpkg-dev fakeroot build-essential rpm                           # .deb / .rpm builds
   openssl wrk                                                     # TLS and load tests
   qemu-system-x86 qemu-utils                                      # power-cut VM
+  groff-base man-db                                               # man pages render test
 )
 
 install_packages() {  # PACKAGE...
