@@ -169,7 +169,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
     },
     "apply": {
         "backend": (_choice(*BACKENDS), "auto", "network stack that applies restored files"),
-        "command": (_str, "", "shell command run after files are restored (e.g. 'ifreload -a')"),
+        "command": (_str, "", "shell command run after files are restored (e.g. 'ifup -a')"),
         "fallback": (
             _choice("reload", "none", "all"),
             "reload",

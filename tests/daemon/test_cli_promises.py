@@ -20,7 +20,7 @@ import click
 import pytest
 
 from netcfg_txn.errors import NetcfgTxnError
-from tests.daemon.harness import BASE_CONFIG, Daemon, make
+from tests.daemon.harness import BASE_CONFIG, Daemon, config, make
 
 NOBODY = 65534
 
@@ -310,3 +310,13 @@ def test_boot_rollback_bounces_nothing_and_says_none(spawn: Callable[..., Daemon
     assert d.history()[0]["bounced"] == []
     st = d.cli("status", as_json=False)
     assert "boot" in st.out and "bounced" not in st.out, st.out
+
+
+def test_a_hook_that_times_out_is_named_without_none(spawn: Callable[..., Daemon]) -> None:
+    d = spawn(config("sleep 30").replace("[apply]\n", '[apply]\ntimeout = "1s"\n'))
+    assert d.cli("start", "--timeout", "1h").rc == 0
+    d.path("etc/network/interfaces.d/eth1").write_text("iface eth1 inet manual\n")
+    r = d.cli("rollback", as_json=False)
+    assert r.rc == 1, (r.out, r.err)
+    assert "did not finish" in r.err and "timed out after 1s" in r.err, r.err
+    assert "None" not in r.err + r.out
