@@ -287,6 +287,7 @@ def _status_human(doc: dict[str, Any]) -> str:
                 f"Edited outside a transaction since the last one ({len(doc['pending'])}):"
             )
             lines += [f"  {p}" for p in doc["pending"]]
+            lines.append("  (see them with 'netcfg-txn diff')")
     else:
         lines.append(_txn_human(doc["transaction"]))
         if doc.get("edited"):
