@@ -248,7 +248,12 @@ cli.add_command(commit, "confirm")
 
 @cli.command()
 @_token_opts
-@click.option("--force", is_flag=True, help="Local root: roll back without the token (logged).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Local root only: roll back without the token (logged, reason forced); after a failed "
+    "rollback, run the restore again.",
+)
 @pass_ctx
 def rollback(c: Ctx, token: str | None, txn_id: str | None, force: bool) -> None:
     """Restore the snapshot now and bounce the interfaces whose configuration changed."""
@@ -267,7 +272,9 @@ def _changed_to_stderr(c: Ctx, doc: dict[str, Any]) -> None:
 
 @cli.command()
 @click.option("--timeout", required=True, help="New deadline = now + this (90s, 5m, 1h).")
-@click.option("--force", is_flag=True, help="Arm even a file set that was rolled back before.")
+@click.option(
+    "--force", is_flag=True, help="Arm even a file set that was rolled back before (logged)."
+)
 @_token_opts
 @pass_ctx
 def extend(c: Ctx, timeout: str, force: bool, token: str | None, txn_id: str | None) -> None:
