@@ -351,8 +351,10 @@ def _config_warning(c: Ctx, doc: dict[str, Any], *, quiet: bool = False) -> None
 @cli.command()
 @pass_ctx
 def diff(c: Ctx) -> None:
-    """Unified diff of the managed files: snapshot -> now; with no transaction open, the edits
-    made outside one: last commit or rollback -> now."""
+    """Unified diff of the managed files since the snapshot.
+
+    With no transaction open: the edits made outside one, since the last commit or rollback.
+    """
     try:
         doc = c.call("GET", "/v1/diff")
     except (Unavailable, NotPermitted):
