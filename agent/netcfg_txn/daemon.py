@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -36,16 +37,21 @@ from netcfg_txn.errors import (
     NotFound,
     NotPermitted,
 )
+from netcfg_txn.fdreserve import FdReserve
 from netcfg_txn.model import Actor, Phase, Reason, Txn
 from netcfg_txn.netchoice import make_network
 from netcfg_txn.peers import PeerCache
 from netcfg_txn.policy import ConfirmPolicy, Policy, parse_confirm
 from netcfg_txn.probes import ProbeSupervisor
-from netcfg_txn.remoteauth import limiter_for, make_remote_auth, start_remote_sites
+from netcfg_txn.remoteauth import limiter_for, make_remote_auth
+from netcfg_txn.remotelisten import RemoteListener
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
 PROBES = Actor(kind="system", command="probe")  # the ACTOR of what the probes decide
+# Backoff of a failed deadline rollback or re-arm (EMFILE, EIO, a bug): retried until it has run.
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 2.0
 
 
 class Daemon:
@@ -69,6 +75,11 @@ class Daemon:
         self.deadline_fired_at: float | None = None  # loop time, for latency measurements
         self.peers: PeerCache | None = None  # set when the remote API is enabled
         self.supervisor: ProbeSupervisor | None = None
+        self.fd_reserve = FdReserve()
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = RETRY_FIRST_S
+        self._last_failure: tuple[str, float] | None = None  # (message, monotonic) for log damping
+        self.listener: RemoteListener | None = None
 
     # ---------------------------------------------------------------------- serialization
 
@@ -99,32 +110,91 @@ class Daemon:
     # ------------------------------------------------------------------------------ timer
 
     def rearm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        t = self.engine.current()
-        self._notify_status(t)
-        self._sync_probes(t)
-        if t is None or t.phase is not Phase.OPEN:
+        """Point the timer at the recorded deadline. Never raises and never loses the timer: the
+        new timer is made before the old one is dropped, and when the record cannot be read the
+        old timer stays and a retry is scheduled."""
+        try:
+            t = self.engine.current()
+        except Exception as e:
+            self._failed("cannot re-arm the timer", e)
+            self._schedule_retry()  # the old timer, if any, stays armed
             return
-        remaining = t.deadline.remaining_s(self.engine.clock.now())
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(remaining, lambda: loop.create_task(self._deadline()))
+        new: asyncio.TimerHandle | None = None
+        if t is not None and t.phase is Phase.OPEN:
+            remaining = t.deadline.remaining_s(self.engine.clock.now())
+            new = loop.call_later(remaining, lambda: loop.create_task(self._deadline()))
+        old, self._timer = self._timer, new
+        if old is not None:
+            old.cancel()
+        if t is not None and t.phase is not Phase.OPEN:
+            self._schedule_retry()  # an interrupted rollback or finish: resume it
+        elif self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+            self._retry_delay = RETRY_FIRST_S
+        try:
+            self._notify_status(t)
+            self._sync_probes(t)
+        except Exception as e:
+            sd.optional_failed(log, "probes", f"cannot start or stop the probes: {e!r}")
+
+    def _schedule_retry(self) -> None:
+        if self._retry is not None or self.stopping.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, RETRY_MAX_S)
+
+        def fire() -> None:
+            self._retry = None
+            loop.create_task(self._deadline())
+
+        self._retry = loop.call_later(delay, fire)
+
+    def _failed(self, what: str, e: BaseException) -> None:
+        """Log a failure of the deadline path; the same message at most every 10 s."""
+        msg = f"{what}: {type(e).__name__}: {e}"
+        now = time.monotonic()
+        if self._last_failure is not None and self._last_failure[0] == msg:
+            if now - self._last_failure[1] < 10.0:
+                return
+        self._last_failure = (msg, now)
+        log.error(
+            "%s; retrying until the rollback has run",
+            msg,
+            exc_info=not isinstance(e, OSError | NetcfgTxnError),
+            extra={"journal_fields": {"MESSAGE_ID": sd.MSG_DEADLINE_RETRY}},
+        )
+
+    def _deadline_step(self) -> bool:
+        """Roll back if the deadline has passed, or resume a rollback or finish that was
+        interrupted. True once no transaction is left open or unfinished."""
+        t = self.engine.current()
+        if t is None:
+            return True
+        if t.phase is Phase.OPEN:
+            return self.engine.expire() is not None
+        self.engine.recover(boot=False)
+        return self.engine.current() is None
 
     async def _deadline(self) -> None:
         self.deadline_fired_at = asyncio.get_running_loop().time()
         async with self.lock:
+            # Whatever used up the fds, the rollback's first opens must succeed.
+            self.fd_reserve.release()
             try:
-                done = await asyncio.to_thread(self.engine.expire)
-            except Exception:
-                log.exception("rollback on expiry failed (this is a bug)")
+                done = await asyncio.to_thread(self._deadline_step)
+            except Exception as e:
+                self._failed("rollback at the deadline failed", e)
                 done = None
-            self._gen += 1
+            finally:
+                self.fd_reserve.take()
+                self._gen += 1
         if done is None:
-            self.rearm()  # woke early (e.g. the clock drifted over a suspend): sleep again
-        else:
-            self._notify_status(None)
-            self._sync_probes(None)
+            self._schedule_retry()
+            return
+        self._last_failure = None
+        self.rearm()  # done: idle (no timer); not done: woke early, e.g. the clock moved
 
     def _notify_status(self, t: Txn | None) -> None:
         if t is None:
@@ -370,27 +440,37 @@ async def serve(args: argparse.Namespace) -> int:
     except BlockingIOError:
         raise Busy(f"another netcfg-txnd holds {engine.store.lock_path}") from None
     daemon = Daemon(engine, notifier, reload=load)
-    recovery = await asyncio.to_thread(engine.recover, boot=False)
-    for action in recovery.actions:
-        log.info("recovery: %s", action)
+    daemon.fd_reserve.take()
+    # Recovery, then the timer, then the control socket. Everything after that is optional and
+    # fails only itself: the open transaction's rollback never waits for it.
+    try:
+        recovery = await asyncio.to_thread(engine.recover, boot=False)
+        for action in recovery.actions:
+            log.info("recovery: %s", action)
+    except Exception as e:  # the timer's retry resumes it; the daemon must come up to run it
+        daemon._failed("start-up recovery failed", e)
+    daemon.rearm()
 
     loop = asyncio.get_running_loop()
-    from netcfg_txn.watch import Watcher
-
-    watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
-    try:
-        watcher.start()
-    except Exception as e:  # inotify limits: status still works, by rescanning
-        log.warning("cannot watch managed directories: %s", e)
-
     app = make_app(daemon, max_body=cfg.remote.max_body_bytes)
     if cfg.remote.enabled:
-        daemon.peers = PeerCache(cfg.remote.peers_dir, root)
-        if not daemon.peers.get().peers:
-            log.warning("remote API enabled but %s has no peers", cfg.remote.peers_dir)
-        app["netcfg.remote_auth"] = make_remote_auth(
-            daemon.peers.get, limiter_for(cfg.remote), engine.clock
-        )
+        try:
+            daemon.peers = PeerCache(cfg.remote.peers_dir, root)  # skips bad files, logs them
+            if not daemon.peers.get().peers:
+                log.warning("remote API enabled but %s has no peers", cfg.remote.peers_dir)
+            app["netcfg.remote_auth"] = make_remote_auth(
+                daemon.peers.get, limiter_for(cfg.remote), engine.clock
+            )
+
+            def protocol() -> asyncio.Protocol:
+                assert runner.server is not None  # set up before any connection is accepted
+                return runner.server()
+
+            daemon.listener = RemoteListener(protocol, cfg.remote, root)
+            app.middlewares.append(daemon.listener.middleware())
+        except Exception as e:
+            sd.optional_failed(log, "remote listener switched off", repr(e))
+            daemon.peers = daemon.listener = None
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     fds = sd.listen_fds(os.environ, os.getpid())
@@ -399,8 +479,16 @@ async def serve(args: argparse.Namespace) -> int:
     else:
         sock = _bind_control(Path(args.socket))
     await web.SockSite(runner, sock).start()
-    if cfg.remote.enabled:
-        await start_remote_sites(runner, cfg.remote, root)
+
+    from netcfg_txn.watch import Watcher
+
+    watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
+    try:
+        watcher.start()
+    except Exception as e:  # inotify limits: status still works, by rescanning
+        sd.optional_failed(log, "file watcher", f"cannot watch managed directories: {e}")
+    if daemon.listener is not None:
+        await daemon.listener.start()  # never raises: TLS problems switch it off, binds retry
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
@@ -414,7 +502,6 @@ async def serve(args: argparse.Namespace) -> int:
             loop.call_later(wd, ping)
 
         ping()
-    daemon.rearm()
     notifier.notify("READY=1")
     log.info("netcfg-txnd %s ready on %s (root %s, state %s)", __version__, args.socket, root,
              cfg.state_dir)  # fmt: skip
@@ -423,6 +510,8 @@ async def serve(args: argparse.Namespace) -> int:
     backstop.handover(engine, engine.backstop)  # who takes over an open deadline, loudly
     watcher.stop()
     daemon._sync_probes(None)
+    if daemon.listener is not None:
+        await daemon.listener.stop()
     await runner.cleanup()
     if not fds:
         with contextlib.suppress(OSError):

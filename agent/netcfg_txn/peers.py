@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
+from netcfg_txn import sd
 from netcfg_txn.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.fsutil import atomic_write, fsync_dir, under
 from netcfg_txn.model import Actor
@@ -383,9 +384,9 @@ def list_peers(dir: PurePath, *, root: Path = Path("/")) -> PeerDb:
 
 class PeerCache:
     """The daemon's view of peers.d: reloads when the directory's entries change (checked at most
-    every ``min_interval_s``) and on ``reload()`` (SIGHUP). The first load is strict (a bad file
-    stops the daemon from starting); later ones skip bad files and log them, so a revocation
-    always takes effect within ``min_interval_s``."""
+    every ``min_interval_s``) and on ``reload()`` (SIGHUP). Every load, the first one too, skips
+    bad files and logs them (a bad peer file must never keep the daemon, and with it the dead-man
+    timer, from starting), so a revocation always takes effect within ``min_interval_s``."""
 
     def __init__(
         self,
@@ -399,8 +400,8 @@ class PeerCache:
         self._dir, self._root = dir, root
         self._interval = min_interval_s
         self._now = monotonic
-        self._stamp = self._fingerprint()
-        self._db = load_peers(dir, root, strict=True)
+        self._db = PeerDb()
+        self.reload()
         self._checked = self._now()
 
     def get(self) -> PeerDb:
@@ -416,10 +417,10 @@ class PeerCache:
         try:
             db = load_peers(self._dir, self._root, strict=False)
         except ConfigError as e:  # the directory itself is now unusable: trust nobody
-            log.error("peers: %s; no remote peer is accepted until this is fixed", e.message)
+            sd.optional_failed(log, "peers", f"{e.message}; no remote peer is accepted")
             db = PeerDb((), (e.message,))
         for problem in db.problems:
-            log.error("peers: ignoring %s", problem)
+            sd.optional_failed(log, "peers", f"ignoring {problem}")
         if db.names() != self._db.names():
             log.info("peers: now %s", ", ".join(db.names()) or "none")
         self._db = db

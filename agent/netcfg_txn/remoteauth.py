@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The aiohttp side of the remote listener: TCP/TLS sites and peer authentication of a request.
+"""The aiohttp side of the remote API: peer authentication of a request (the sockets: remotelisten).
 
 ``api.py`` mounts the same routes on the Unix socket and on these sites; for a request that came in
 over TCP it calls ``RemoteAuth(request, operation)`` before anything else. Failed authentications
@@ -13,16 +13,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from aiohttp import web
 
 from netcfg_txn.clock import Clock
-from netcfg_txn.errors import NetcfgTxnError, NotPermitted, Unavailable
+from netcfg_txn.errors import NetcfgTxnError, NotPermitted
 from netcfg_txn.model import Actor
 from netcfg_txn.peers import PeerDb
 from netcfg_txn.ratelimit import Limiter, RateLimited, source_key
-from netcfg_txn.tlsconf import RemoteConfig, client_subject, server_context
+from netcfg_txn.tlsconf import RemoteConfig, client_subject
 
 log = logging.getLogger(__name__)
 
@@ -111,44 +110,6 @@ def make_remote_auth(
     peers_provider: Callable[[], PeerDb], limiter: Limiter, clock: Clock
 ) -> RemoteAuth:
     return RemoteAuth(peers_provider, limiter, clock)
-
-
-async def start_remote_sites(
-    runner: web.AppRunner, cfg: RemoteConfig, root: Path = Path("/")
-) -> list[web.TCPSite]:
-    """Bind every ``remote.listen`` address (TLS unless insecure_plaintext). Raises on failure."""
-    ssl_context = None if cfg.insecure_plaintext else server_context(cfg, root)
-    if cfg.insecure_plaintext:
-        log.warning(
-            "remote API listening WITHOUT TLS (insecure_plaintext = true): tokens cross the "
-            "network in clear text; use this only on an isolated management network"
-        )
-    sites: list[web.TCPSite] = []
-    try:
-        for host, port in cfg.listen:
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
-            try:
-                await site.start()
-            except OSError as e:
-                raise Unavailable(
-                    f"remote.listen: cannot listen on {_endpoint(host, port)}: {e.strerror or e}"
-                ) from None
-            sites.append(site)
-            log.info(
-                "remote API on %s (%s%s)",
-                _endpoint(host, port),
-                "plain HTTP" if ssl_context is None else "TLS",
-                ", client certificates required" if cfg.client_ca else "",
-            )
-    except BaseException:
-        for s in sites:
-            await s.stop()
-        raise
-    return sites
-
-
-def _endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def limiter_for(cfg: RemoteConfig) -> Limiter:

@@ -19,6 +19,23 @@ except ImportError:  # pragma: no cover - systemd-python is a hard dependency in
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 
+# Daemon-health MESSAGE_IDs (the transaction ones are in engine.py); same ids in
+# packaging/catalog/netcfg-txn.catalog. An optional part (remote listener, peers, file watcher,
+# probes) failed and the daemon kept running with its timer:
+MSG_OPTIONAL_FAILED = "64f9f332b1fb4477a73ac9df17a911e2"
+# The rollback at the deadline (or re-arming the timer) failed and is being retried:
+MSG_DEADLINE_RETRY = "dd461dad8cb74940935a1905bd1e4c4a"
+
+
+def optional_failed(log: logging.Logger, what: str, error: object) -> None:
+    """Log loudly that an optional part failed; the daemon keeps running and keeps its timer."""
+    log.error(
+        "%s: %s (the daemon keeps running; the dead-man timer is not affected)",
+        what,
+        error,
+        extra={"journal_fields": {"MESSAGE_ID": MSG_OPTIONAL_FAILED, "NETCFG_PART": what}},
+    )
+
 
 class Notifier(Protocol):
     def notify(self, state: str) -> None: ...

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from netcfg_txn import fsutil
-from netcfg_txn.errors import NotPermitted
+from netcfg_txn.errors import NotPermitted, Unavailable
 from netcfg_txn.model import (
     Manifest,
     Txn,
@@ -170,15 +170,23 @@ class Store:
     # ----------------------------------------------------------------------------- records
 
     def read_txn(self) -> Txn | None:
-        """None when idle. Raises Corrupt when the record cannot be decoded (R47)."""
+        """None when idle. Raises Corrupt when the record cannot be decoded (R47), and Unavailable
+        when it cannot be read right now (EMFILE, EIO, ...): an I/O error says nothing about the
+        record, so it must not trigger the immediate rollback that corruption does."""
         try:
             doc = fsutil.read_json(self.txn_path)
         except FileNotFoundError:
             return None
         except PermissionError:
             raise NotPermitted(f"cannot read {self.txn_path}", hint="run as root") from None
-        except (OSError, ValueError) as e:
+        except ValueError as e:
             raise Corrupt(str(e)) from None
+        except OSError as e:
+            raise Unavailable(
+                f"cannot read the transaction record {self.txn_path}: {e.strerror or e} "
+                "(not treated as corruption)",
+                hint="retry; the daemon keeps retrying its timer",
+            ) from None
         try:
             return txn_from_json(doc)
         except (KeyError, ValueError, TypeError, AttributeError) as e:

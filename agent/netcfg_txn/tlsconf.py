@@ -36,6 +36,10 @@ _KEYS = frozenset(
         "peers_dir",
         "auth_failures_per_minute",
         "max_body_bytes",
+        "header_timeout",
+        "idle_timeout",
+        "max_connections",
+        "max_connections_per_source",
     }
 )
 
@@ -76,6 +80,25 @@ def _int(table: Mapping[str, Any], key: str, default: int, lo: int, hi: int, whe
     return value
 
 
+def _seconds(
+    table: Mapping[str, Any], key: str, default: float, lo: float, hi: float, where: str
+) -> float:
+    from netcfg_txn.config import parse_duration  # config imports this module
+
+    value = table.get(key, default)
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError):
+        seconds = float("nan")
+    if not lo <= seconds <= hi:  # also refuses NaN
+        raise ConfigError(f"{where}: {key}: expected a duration from {lo:g}s to {hi:g}s")
+    return seconds
+
+
+# The unit's LimitNOFILE= (1024) must hold every remote connection plus the daemon's own fds.
+MAX_CONNECTIONS = 512
+
+
 @dataclasses.dataclass(frozen=True)
 class RemoteConfig:
     listen: tuple[tuple[str, int], ...] = ()
@@ -86,6 +109,11 @@ class RemoteConfig:
     peers_dir: PurePosixPath = PurePosixPath("/etc/netcfg-txn/peers.d")
     auth_failures_per_minute: int = 30
     max_body_bytes: int = 65536
+    # Resource limits of the listener (remotelisten.py): nothing a peer does may hold fds for long.
+    header_timeout_s: float = 5.0
+    idle_timeout_s: float = 15.0
+    max_connections: int = 64
+    max_connections_per_source: int = 8
 
     @property
     def enabled(self) -> bool:
@@ -131,6 +159,14 @@ class RemoteConfig:
                 table, "auth_failures_per_minute", 30, 1, 100000, f"{where}: remote"
             ),
             max_body_bytes=_int(table, "max_body_bytes", 65536, 1024, 16 << 20, f"{where}: remote"),
+            header_timeout_s=_seconds(table, "header_timeout", 5.0, 0.5, 60.0, f"{where}: remote"),
+            idle_timeout_s=_seconds(table, "idle_timeout", 15.0, 0.5, 300.0, f"{where}: remote"),
+            max_connections=_int(
+                table, "max_connections", 64, 1, MAX_CONNECTIONS, f"{where}: remote"
+            ),
+            max_connections_per_source=_int(
+                table, "max_connections_per_source", 8, 1, MAX_CONNECTIONS, f"{where}: remote"
+            ),
         )
 
 

@@ -34,7 +34,7 @@ PEERS_DIR = "/etc/netcfg-txn/peers.d"
 
 def _remote_wired() -> bool:
     src = (REPO / "agent/netcfg_txn/daemon.py").read_text()
-    return "start_remote_sites" in src
+    return "RemoteListener" in src
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

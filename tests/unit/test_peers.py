@@ -330,9 +330,20 @@ def test_peer_cache_follows_the_directory(root: Path) -> None:
     assert cache.reload().authenticate(rotated, None, "status", NOW).peer == "ctl2"  # SIGHUP
 
 
-def test_peer_cache_first_load_is_strict(root: Path) -> None:
+def test_peer_cache_first_load_skips_bad_files(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad peer file must not keep the daemon (and its dead-man timer) from starting."""
+    from netcfg_txn import sd
     from netcfg_txn.peers import PeerCache
 
+    token = add_peer(PEERS_DIR, "good", None, None, root=root)
     _write(root, "bad.toml", "name = [")
-    with pytest.raises(ConfigError, match="bad.toml"):
-        PeerCache(PEERS_DIR, root)
+    _write(root, "open.toml", _peer_text("open", "x"), mode=0o644)
+    with caplog.at_level("ERROR"):
+        db = PeerCache(PEERS_DIR, root).get()
+    assert db.names() == ("good",)
+    assert db.authenticate(token, None, "status", NOW).peer == "good"
+    assert {p.split(":")[0].rsplit("/", 1)[-1] for p in db.problems} == {"bad.toml", "open.toml"}
+    ids = [getattr(r, "journal_fields", {}).get("MESSAGE_ID") for r in caplog.records]
+    assert ids.count(sd.MSG_OPTIONAL_FAILED) == 2

@@ -32,7 +32,8 @@ from netcfg_txn.model import Instant
 from netcfg_txn.peers import Peer, PeerDb, hash_token
 from netcfg_txn.ratelimit import Limiter, RateLimited
 from netcfg_txn.remote import RemoteClient, parse_hostport
-from netcfg_txn.remoteauth import is_remote, make_remote_auth, start_remote_sites, txn_token
+from netcfg_txn.remoteauth import is_remote, make_remote_auth, txn_token
+from netcfg_txn.remotelisten import RemoteListener
 from netcfg_txn.tlsconf import RemoteConfig, client_context, server_context
 from tests.pki import Pki, make_pki
 
@@ -127,13 +128,18 @@ def serve(pki: Pki) -> Iterator[Callable[..., Server]]:
         holder: dict[str, Any] = {}
 
         async def main() -> None:
-            runner = web.AppRunner(_app(auth, seen))
+            app = _app(auth, seen)
+            listener = RemoteListener(lambda: runner.server(), cfg, Path("/"))  # type: ignore[misc]
+            app.middlewares.append(listener.middleware())
+            runner = web.AppRunner(app)
             await runner.setup()
-            await start_remote_sites(runner, cfg, Path("/"))
+            await listener.start()  # the daemon's own listener: caps, timeouts, FREEBIND
+            await asyncio.wait_for(listener.bound.wait(), 10)
             holder["runner"] = runner
             holder["stop"] = asyncio.Event()
             ready.set()
             await holder["stop"].wait()
+            await listener.stop()
             await runner.cleanup()
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
