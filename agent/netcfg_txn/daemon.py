@@ -180,7 +180,10 @@ class Daemon:
     async def _deadline(self) -> None:
         self.deadline_fired_at = asyncio.get_running_loop().time()
         async with self.lock:
-            # Whatever used up the fds, the rollback's first opens must succeed.
+            # Whatever used up the fds, the rollback's first opens must succeed: free the reserve
+            # and accept no remote connection that could take it meanwhile.
+            if self.listener is not None:
+                self.listener.pause()
             self.fd_reserve.release()
             try:
                 done = await asyncio.to_thread(self._deadline_step)
@@ -189,6 +192,8 @@ class Daemon:
                 done = None
             finally:
                 self.fd_reserve.take()
+                if self.listener is not None:
+                    self.listener.resume()
                 self._gen += 1
         if done is None:
             self._schedule_retry()

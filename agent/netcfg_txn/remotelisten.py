@@ -9,8 +9,9 @@ to asyncio's TLS layer and aiohttp's own request handler:
 
 - a connection over ``max_connections`` in total, or over ``max_connections_per_source`` from one
   source (IPv4 address, IPv6 /64), is closed right after ``accept()``, before any TLS work;
-- the TLS handshake and the first request head must complete within ``header_timeout``, and a
-  kept-alive connection must bring its next request head within ``idle_timeout``, or it is aborted;
+- the TLS handshake and the first request head must complete within ``header_timeout`` (and a
+  request body within another ``header_timeout``), and a kept-alive connection must bring its next
+  request head within ``idle_timeout``, or it is aborted;
 - sockets are bound with ``IP_FREEBIND``/``IPV6_FREEBIND``, so a listen address that is not (or
   no longer) configured, which is what a management-address change does, binds anyway and starts
   answering when the address comes back; any other bind error is retried in the background;
@@ -122,6 +123,10 @@ class _Conn(asyncio.Protocol):
         if self._in_flight == 0:
             self._arm(self._listener.limits.idle_timeout_s)
 
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()  # type: ignore[attr-defined]
+
     def _arm(self, seconds: float) -> None:
         self._cancel()
         self._timer = asyncio.get_running_loop().call_later(seconds, self._expired)
@@ -182,6 +187,7 @@ class RemoteListener:
         self.bound = asyncio.Event()  # every listen address is bound
         self._unbound = len(cfg.listen)
         self._stopped = False
+        self._paused = False
 
     # ----------------------------------------------------------------------------- life
 
@@ -242,6 +248,23 @@ class RemoteListener:
         for tr in list(self._conns):
             tr.abort()  # type: ignore[attr-defined]
 
+    def pause(self) -> None:
+        """Stop accepting (the deadline's rollback is running and may need every fd)."""
+        if self._paused or self._stopped:
+            return
+        self._paused = True
+        loop = asyncio.get_running_loop()
+        for s in self._socks:
+            loop.remove_reader(s.fileno())
+
+    def resume(self) -> None:
+        if not self._paused or self._stopped:
+            return
+        self._paused = False
+        loop = asyncio.get_running_loop()
+        for s in self._socks:
+            loop.add_reader(s.fileno(), self._on_accept, s)
+
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -273,7 +296,8 @@ class RemoteListener:
             loop = asyncio.get_running_loop()
             for s in socks:
                 self._socks.append(s)
-                loop.add_reader(s.fileno(), self._on_accept, s)
+                if not self._paused:
+                    loop.add_reader(s.fileno(), self._on_accept, s)
             log.info(
                 "remote API on %s (%s%s; at most %d connections, %d per source)",
                 _endpoint(host, port),
@@ -358,7 +382,7 @@ class RemoteListener:
         log.error("remote listener: accept failed (%s); pausing accepts for 1s", e.strerror)
 
         def resume() -> None:
-            if not self._stopped and lsock.fileno() >= 0:
+            if not self._stopped and not self._paused and lsock.fileno() >= 0:
                 loop.add_reader(lsock.fileno(), self._on_accept, lsock)
 
         loop.call_later(1.0, resume)
@@ -401,6 +425,13 @@ class RemoteListener:
                 return await handler(request)
             conn.request_started()
             try:
+                if request.can_read_body:  # the body, too, within header_timeout (cached)
+                    try:
+                        await asyncio.wait_for(request.read(), self.limits.header_timeout_s)
+                    except TimeoutError:
+                        self.timed_out += 1
+                        conn.abort()
+                        raise web.HTTPRequestTimeout() from None
                 return await handler(request)
             finally:
                 conn.request_done()

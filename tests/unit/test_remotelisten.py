@@ -165,6 +165,46 @@ def test_handshake_and_request_head_timeouts(pki: Pki) -> None:
     asyncio.run(main())
 
 
+def test_a_request_body_that_never_finishes_is_cut_off() -> None:
+    cfg = _cfg(None)
+    port = cfg.listen[0][1]
+    limits = Limits(header_timeout_s=0.5, idle_timeout_s=5, max_connections=8, max_per_source=8)
+
+    async def main() -> None:
+        async with serving(cfg, limits) as lst:
+            await asyncio.wait_for(lst.bound.wait(), 5)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            t0 = time.monotonic()
+            assert b"200" not in await asyncio.wait_for(reader.read(), 3)
+            assert time.monotonic() - t0 < 2.0
+            writer.close()
+            assert lst.timed_out == 1 and lst.status()["connections"] == 0
+
+    asyncio.run(main())
+
+
+def test_pause_stops_accepting_until_resumed() -> None:
+    cfg = _cfg(None)
+    port = cfg.listen[0][1]
+
+    async def main() -> None:
+        async with serving(cfg) as lst:
+            await asyncio.wait_for(lst.bound.wait(), 5)
+            lst.pause()
+            s = await _connect(port)  # completes in the kernel's backlog, not accepted
+            await asyncio.sleep(0.2)
+            assert lst.status()["connections"] == 0
+            lst.resume()
+            end = time.monotonic() + 3
+            while lst.status()["connections"] == 0:
+                assert time.monotonic() < end
+                await asyncio.sleep(0.02)
+            s.close()
+
+    asyncio.run(main())
+
+
 def test_a_missing_address_is_bound_with_freebind() -> None:
     """192.0.2.77 is configured nowhere; binding it sends no packet."""
     cfg = _cfg(None, host="192.0.2.77")
