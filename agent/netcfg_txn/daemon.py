@@ -92,6 +92,11 @@ class Daemon:
                 "(a snapshot or rollback is running)",
                 hint="retry in a moment",
             ) from None
+        # aiohttp 3.8 cancels the handler of a client that went away, and the engine call would
+        # go on in its thread without the lock; shielded, the lock is held until it is done.
+        return await asyncio.shield(self._holding_lock(fn, *args, **kwargs))
+
+    async def _holding_lock(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             await asyncio.to_thread(self.engine.expire)  # rollback wins ties (R34)
             return await asyncio.to_thread(fn, *args, **kwargs)

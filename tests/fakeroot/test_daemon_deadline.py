@@ -206,3 +206,30 @@ def test_read_errors_are_not_corruption(tmp_path: Path, monkeypatch: pytest.Monk
     (engine.store.txn_path).write_text("{not json")
     t = engine.current()  # undecodable: corruption, an expired open transaction (R47)
     assert t is not None and t.errors and "corrupt" in t.errors[0]
+
+
+def test_a_cancelled_request_keeps_the_lock_until_its_work_is_done(tmp_path: Path) -> None:
+    """aiohttp 3.8 cancels the handler of a client that disconnects: the engine call goes on in
+    its thread, so the state lock must stay held until it returns."""
+    import threading
+
+    engine, _clock, _f = _setup(tmp_path)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "done"
+
+    async def main() -> None:
+        d = Daemon(engine, sd.NullNotifier())
+        request = asyncio.ensure_future(d._locked(slow))
+        await _until(started.is_set, 5)
+        request.cancel()  # the client went away
+        await asyncio.sleep(0.1)
+        assert d.lock.locked()  # the engine call is still running: nobody else may start
+        release.set()
+        await _until(lambda: not d.lock.locked(), 5)
+
+    asyncio.run(main())

@@ -75,7 +75,7 @@ def test_txn_json_read_errors_are_not_corruption(
     d = spawn(wrapper=journal.wrapper())
     d.start(timeout_s=30)
     before = d.files()
-    txn_id, deadline = start_txn(d, "6s")
+    txn_id, deadline = start_txn(d, "8s")
     edit(d)
     edited = d.files()
     record = (d.state / "txn.json").read_bytes()
