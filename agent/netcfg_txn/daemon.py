@@ -36,6 +36,7 @@ from netcfg_txn.errors import (
     NetcfgTxnError,
     NotFound,
     NotPermitted,
+    Unavailable,
 )
 from netcfg_txn.fdreserve import FdReserve
 from netcfg_txn.model import Actor, Phase, Reason, Txn
@@ -484,11 +485,27 @@ async def serve(args: argparse.Namespace) -> int:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     fds = sd.listen_fds(os.environ, os.getpid())
-    if fds:
-        sock = socket.socket(fileno=fds[0])
-    else:
-        sock = _bind_control(Path(args.socket))
-    await web.SockSite(runner, sock).start()
+    control_error: Exception | None = None
+    try:
+        if fds:
+            sock = socket.socket(fileno=fds[0])
+        else:
+            sock = _bind_control(Path(args.socket))
+        await web.SockSite(runner, sock).start()
+    except Exception as e:
+        # Without a control socket nobody can confirm, but the armed timer must still run: keep
+        # the open transaction's deadline, then exit with the error (systemd restarts us).
+        if not _has_txn(engine):
+            raise
+        control_error = e
+        log.critical(
+            "cannot serve the control socket %s: %s; only the timer runs until the open "
+            "transaction has ended, then the daemon exits",
+            args.socket,
+            e,
+            extra={"journal_fields": {"MESSAGE_ID": sd.MSG_DEADLINE_RETRY}},
+        )
+        loop.create_task(_stop_when_idle(daemon))
 
     from netcfg_txn.watch import Watcher
 
@@ -523,11 +540,29 @@ async def serve(args: argparse.Namespace) -> int:
     if daemon.listener is not None:
         await daemon.listener.stop()
     await runner.cleanup()
-    if not fds:
+    if not fds and control_error is None:
         with contextlib.suppress(OSError):
             os.unlink(args.socket)
     os.close(lock_fd)
+    if control_error is not None:
+        if isinstance(control_error, NetcfgTxnError):
+            raise control_error
+        raise Unavailable(f"cannot serve the control socket {args.socket}: {control_error}")
     return 0
+
+
+def _has_txn(engine: Engine) -> bool:
+    """True unless the record says idle (a record that cannot be read counts as a transaction)."""
+    try:
+        return engine.current() is not None
+    except Exception:
+        return True
+
+
+async def _stop_when_idle(daemon: Daemon) -> None:
+    while _has_txn(daemon.engine):
+        await asyncio.sleep(0.5)
+    daemon.stopping.set()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -15,6 +15,7 @@ import pytest
 from tests import nslab
 from tests.daemon.harness import Daemon
 from tests.faults.conftest import (
+    MSG_DEADLINE_RETRY,
     MSG_OPTIONAL_FAILED,
     PEERS_DIR,
     PORT,
@@ -82,3 +83,23 @@ def test_bad_optional_file_at_restart(
             assert "key.pem" in failed["MESSAGE"]
         assert_rolled_back_at_deadline(d, journal, f"bad-{part.split()[0]}", txn_id, deadline,
                                        before)  # fmt: skip
+
+
+def test_control_socket_unusable_at_restart(spawn: Callable[..., Daemon], journal: Journal) -> None:
+    """Nobody can confirm without the control socket, but the deadline must still fire; then the
+    daemon exits with the error (so systemd restarts it). On a654695 it exited at once (78)."""
+    need("unshare")
+    d = spawn(wrapper=journal.wrapper())
+    d.start(timeout_s=30)
+    before = d.files()
+    txn_id, deadline = start_txn(d, "6s")
+    edit(d)
+    d.kill()
+    d.socket.unlink()
+    d.socket.write_text("not a socket\n")  # what _bind_control refuses to replace
+    d.start(wait=False)
+    crit = journal.wait_for(MESSAGE_ID=MSG_DEADLINE_RETRY, timeout_s=20)
+    assert "cannot serve the control socket" in crit["MESSAGE"] and crit["PRIORITY"] == "2"
+    assert_rolled_back_at_deadline(d, journal, "control-socket", txn_id, deadline, before)
+    assert d.reap(15) == 78  # then it exits with the error: config-invalid (not a socket)
+    assert d.socket.read_text() == "not a socket\n"
