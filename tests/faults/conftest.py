@@ -50,6 +50,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/faults/" in str(item.fspath):
             item.add_marker(pytest.mark.faults)
+            item.add_marker(pytest.mark.timeout(300))  # a loaded 2-core CI box, namespaces, TLS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
