@@ -31,7 +31,7 @@ def _render(page: Path) -> str:
             pytest.fail("groff is missing (groff-base); CI=true forbids skipping")
         pytest.skip("needs groff (groff-base) to render the man pages")
     p = subprocess.run(
-        ["groff", "-t", "-man", "-Tascii", "-ww", "-rLL=400n", "-rHY=0", "-P-cbou", str(page)],
+        ["groff", "-t", "-man", "-Tascii", "-ww", "-rLL=78n", "-rHY=0", "-P-cbou", str(page)],
         capture_output=True,
         text=True,
         timeout=60,
