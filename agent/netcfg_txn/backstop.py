@@ -28,7 +28,7 @@ from typing import Any
 from netcfg_txn import fsutil, sd
 from netcfg_txn.clock import Clock
 from netcfg_txn.engine import Backstop, Engine
-from netcfg_txn.errors import CommandFailed
+from netcfg_txn.errors import CommandFailed, Unavailable
 from netcfg_txn.model import Actor, Phase, Txn
 from netcfg_txn.runner import Runner
 from netcfg_txn.runner import run as default_run
@@ -42,6 +42,7 @@ MSG_BACKSTOP_UNARMED = "05d560a8d98b48609fa5adfea5109366"
 MSG_BACKSTOP_TOOK_OVER = "fb60ea2ecb904123a8c8143cdb374152"
 MSG_HANDOVER = "d5d758991337407dbcd66f7ba152559a"
 LOCK_WAIT_S = 60.0
+READ_WAIT_S = 20.0  # how long an unreadable record (EIO, EMFILE) is retried
 
 
 def command(config: Path | None, state_dir: Path | None, root: Path) -> list[str]:
@@ -266,6 +267,21 @@ def run_backstop(
         return _run_backstop(engine, backstop, txn_id, run, sleep)
 
 
+def _read_record(engine: Engine, sleep: Callable[[float], None]) -> Txn | None:
+    """The record, retrying I/O errors: the backstop is the last resort and must not give up on
+    a passing EIO or fd shortage (a decode error is handled by the engine as corruption)."""
+    end, delay = time.monotonic() + READ_WAIT_S, 0.1
+    while True:
+        try:
+            return engine.current()
+        except Unavailable as e:
+            if time.monotonic() > end:
+                raise
+            log.error("backstop: %s; retrying in %gs", e.message, delay)
+            sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def _run_backstop(
     engine: Engine,
     backstop: SystemdBackstop,
@@ -273,7 +289,7 @@ def _run_backstop(
     run: Runner,
     sleep: Callable[[float], None],
 ) -> dict[str, Any]:
-    t = engine.current()
+    t = _read_record(engine, sleep)
     if t is None or (txn_id is not None and t.id != txn_id):
         log.info("backstop: transaction %s already ended; nothing to do", txn_id or "-")
         return {"action": "none", "why": "no such open transaction"}

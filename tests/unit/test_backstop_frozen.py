@@ -204,3 +204,21 @@ def test_backstop_grace_has_a_floor() -> None:
     assert config.parse([("a.toml", '[timer]\nbackstop_grace = "5s"\n')]).backstop_grace_s == 5
     with pytest.raises(ConfigError, match="backstop_grace: must be at least 5s"):
         config.parse([("a.toml", '[timer]\nbackstop_grace = "1s"\n')])
+
+
+def test_backstop_retries_an_unreadable_record_before_giving_up() -> None:
+    from netcfg_txn import backstop
+    from netcfg_txn.errors import Unavailable
+
+    calls: list[float] = []
+
+    class Flaky:
+        def current(self) -> None:
+            calls.append(0)
+            if len(calls) < 3:
+                raise Unavailable("cannot read the transaction record: EIO")
+            return None
+
+    slept: list[float] = []
+    assert backstop._read_record(Flaky(), slept.append) is None  # type: ignore[arg-type]
+    assert len(calls) == 3 and slept == [0.1, 0.2]
