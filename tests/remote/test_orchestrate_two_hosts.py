@@ -16,17 +16,14 @@ import pytest
 
 from tests import nslab
 from tests.pki import Pki
-from tests.remote.conftest import ENV, PEERS_DIR, REPO, Host, _remote_wired
+from tests.remote.conftest import ENV, PEERS_DIR, REPO, Host, require_namespaces
 
 NETS = {"a": ("192.0.2.1/24", "192.0.2.2/24"), "b": ("203.0.113.1/24", "203.0.113.2/24")}
 
 
 @contextlib.contextmanager
 def fleet(tmp_path: Path, pki: Pki) -> Iterator[tuple[str, dict[str, Host], Path]]:
-    if (why := nslab.why_not()) is not None:
-        pytest.skip(why)
-    if not _remote_wired():
-        pytest.skip("the remote listener is not wired into daemon.py yet (integration patch)")
+    require_namespaces()
     with nslab.namespaces("orch", "a", "b") as ns:
         hosts: dict[str, Host] = {}
         token_file = tmp_path / "peer.token"

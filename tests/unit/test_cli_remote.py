@@ -130,9 +130,7 @@ def test_remote_reads_tokens_only_from_files(tmp_path: Path) -> None:
 
 
 def test_cli_run_maps_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Through cli.run() (the real entry point), once the lead mounts the groups."""
-    if "peer" not in maincli.cli.commands:
-        pytest.skip("cli.py does not mount the peer/remote groups yet")
+    """Through cli.run() (the real entry point)."""
     with pytest.raises(SystemExit) as e:
         maincli.run(["--json", "--root", str(tmp_path), "peer", "revoke", "ghost"])
     assert e.value.code == NotFound.exit_code
