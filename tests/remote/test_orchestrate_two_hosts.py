@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests import nslab
 from tests.pki import Pki
 from tests.remote.conftest import ENV, PEERS_DIR, REPO, Host, require_namespaces

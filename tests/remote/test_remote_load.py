@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A bad-token flood at the TLS port (from its own namespace) must not stop a legitimate confirm
-from another source, nor delay an armed deadline. Bounded: 20 s of wrk, 50 connections, our namespaces."""
+from another source, nor delay an armed deadline. Bounded: 20 s of wrk, 50 connections, our
+namespaces."""
 
 from __future__ import annotations
 
