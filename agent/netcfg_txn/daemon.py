@@ -81,6 +81,8 @@ class Daemon:
         self._retry_delay = RETRY_FIRST_S
         self._last_failure: tuple[str, float] | None = None  # (message, monotonic) for log damping
         self.listener: RemoteListener | None = None
+        # True while file watching covers every managed directory; else status always rescans.
+        self.watching: Callable[[], bool] = lambda: False
 
     # ---------------------------------------------------------------------- serialization
 
@@ -336,7 +338,12 @@ class Daemon:
     async def status(self) -> dict[str, Any]:
         cached = self._status_cache
         t = self.engine.current()
-        if cached is not None and cached[0] == self._gen and not self.lock.locked():
+        if (
+            cached is not None
+            and cached[0] == self._gen
+            and not self.lock.locked()
+            and self.watching()
+        ):
             doc = dict(cached[1])
         elif self.lock.locked():
             # A snapshot or rollback is running: answer from the record, without rescanning.
@@ -513,7 +520,10 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         watcher.start()
     except Exception as e:  # inotify limits: status still works, by rescanning
-        sd.optional_failed(log, "file watcher", f"cannot watch managed directories: {e}")
+        sd.optional_failed(
+            log, "file watcher", f"cannot watch managed directories: {e}; status will rescan"
+        )
+    daemon.watching = watcher.complete
     if daemon.listener is not None:
         await daemon.listener.start()  # never raises: TLS problems switch it off, binds retry
 

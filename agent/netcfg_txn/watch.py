@@ -36,6 +36,7 @@ class Watcher:
         self._on_change = on_change
         self._observer: Any = None
         self.watched: list[Path] = []
+        self.unwatched: list[Path] = []  # managed dirs inotify refused: edits there go unseen
 
     def _to_managed(self, real: str) -> PurePosixPath | None:
         try:
@@ -80,9 +81,18 @@ class Watcher:
                 self._observer.schedule(handler, str(real), recursive=recursive)
                 self.watched.append(real)
             except OSError as e:
+                self.unwatched.append(real)
                 log.warning("cannot watch %s: %s; status will rescan instead", real, e)
         self._observer.daemon = True
         self._observer.start()
+
+    def complete(self) -> bool:
+        """Whether every managed directory is watched right now: only then may a cached status
+        be reused, since an edit nobody sees would leave it stale."""
+        obs = self._observer
+        if obs is None or not obs.is_alive() or self.unwatched:
+            return False
+        return all(e.is_alive() for e in obs.emitters)
 
     def stop(self) -> None:
         if self._observer is not None:
