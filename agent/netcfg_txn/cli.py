@@ -16,6 +16,7 @@ import click
 
 from netcfg_txn import __version__, client
 from netcfg_txn import config as configmod
+from netcfg_txn.cli_probes import probe_options
 from netcfg_txn.cli_remote import peer, remote
 from netcfg_txn.errors import (
     ExitCode,
@@ -174,12 +175,22 @@ def _txn_human(t: dict[str, Any]) -> str:
 @click.option(
     "--token-file", type=click.Path(dir_okay=False), help="Also write the token here (0600)."
 )
+@probe_options
 @pass_ctx
 def start(
-    c: Ctx, timeout: str | None, allow_pending: bool, label: str, token_file: str | None
+    c: Ctx,
+    timeout: str | None,
+    allow_pending: bool,
+    label: str,
+    token_file: str | None,
+    probe_request: dict[str, Any],
 ) -> None:
-    """Snapshot the managed files and arm the dead-man timer."""
-    body: dict[str, Any] = {"allow_pending": allow_pending, "label": label}
+    """Snapshot the managed files and arm the dead-man timer.
+
+    With --probe, the daemon runs the health checks after the settle time; a failing one rolls
+    the change back at once (reason health) unless --probe-failure ignore.
+    """
+    body: dict[str, Any] = {"allow_pending": allow_pending, "label": label, **probe_request}
     if timeout is not None:
         body["timeout"] = timeout
         duration_arg(timeout)
@@ -470,9 +481,16 @@ def _wait_ended(c: Ctx, txn_id: str, timeout_s: float = 600.0) -> dict[str, Any]
 @click.option(
     "--allow-pending", is_flag=True, help="Snapshot even if files changed outside a transaction."
 )
+@probe_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
-def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, ...]) -> None:
+def try_(
+    c: Ctx,
+    timeout: str | None,
+    allow_pending: bool,
+    command: tuple[str, ...],
+    probe_request: dict[str, Any],
+) -> None:
     """Start, run COMMAND, then ask whether to keep the result.
 
     COMMAND is e.g. 'ifup eth0'. Without a TTY the transaction stays armed and the command says
@@ -485,6 +503,7 @@ def try_(c: Ctx, timeout: str | None, allow_pending: bool, command: tuple[str, .
     body: dict[str, Any] = {
         "allow_pending": allow_pending,
         "label": "try: " + " ".join(command)[:150],
+        **probe_request,
     }
     if timeout is not None:
         duration_arg(timeout)

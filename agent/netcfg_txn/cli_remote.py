@@ -324,7 +324,7 @@ def _no_arm(value: bool) -> None:
     "probe_settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="settle_s, interval_s, timeout_s, retries, rounds, fail_fast.",
+    help="settle_s, interval_s, timeout_s, retries, rounds, on_failure.",
 )
 @click.option("--no-arm", is_flag=True, hidden=True, callback=lambda _c, _p, v: _no_arm(v))
 @click.option("--allow-pending", is_flag=True, help="Start despite out-of-band edits.")

@@ -37,6 +37,10 @@ _IFNAME = re.compile(r"[^/\s:]{1,15}")
 _OPTION_KEYS = ("timeout", "retries", "expect", "method", "json")
 
 
+# What a failing probe round (after the settle time, with its retries) does.
+ON_FAILURE = ("rollback", "ignore")
+
+
 class Policy(enum.Enum):
     MANUAL = "manual"  # only a confirm commits; probes, if any, are health checks
     PROBES = "probes"  # passing probes commit; a remote confirm is refused
@@ -78,7 +82,11 @@ class ProbeSettings:
     timeout_s: float = 3.0
     retries: int = 3
     rounds: int = 2
-    fail_fast: bool = False
+    fail_fast: bool = False  # kept for old requests: the same as on_failure = "rollback"
+    # A user who passes a probe expects it to matter: a failing round rolls back (reason
+    # health) under every policy, unless the transaction says "ignore" (then the deadline
+    # decides, and under policy probes a failing round only resets the streak).
+    on_failure: str = "rollback"
 
     @classmethod
     def from_toml(cls, table: Mapping[str, Any], where: str) -> ProbeSettings:
@@ -110,6 +118,11 @@ def _settings(
         if key == "fail_fast":
             if not isinstance(value, bool):
                 raise error(f"{where}: fail_fast: expected true or false")
+            values[key] = value
+            continue
+        if key == "on_failure":
+            if value not in ON_FAILURE:
+                raise error(f"{where}: on_failure: expected one of {', '.join(ON_FAILURE)}")
             values[key] = value
             continue
         if key not in _LIMITS:
@@ -301,8 +314,12 @@ class ConfirmPolicy:
 
     @property
     def supervised(self) -> bool:
-        """Whether a ProbeSupervisor has anything to do for this transaction."""
-        return bool(self.probes) and (self.policy.probes_commit or self.settings.fail_fast)
+        """Whether a ProbeSupervisor has anything to do: given probes run under every policy."""
+        return bool(self.probes)
+
+    @property
+    def rollback_on_failure(self) -> bool:
+        return self.settings.fail_fast or self.settings.on_failure == "rollback"
 
     def to_json(self) -> dict[str, Any]:
         return {

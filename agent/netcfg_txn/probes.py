@@ -218,9 +218,9 @@ class ProbeSupervisor:
     After ``settle_s``, a round every ``interval_s`` (counted from the end of the previous one):
     - policy ``probes``/``probes-or-manual``: ``rounds`` passing rounds in a row → ``on_pass()``;
       a failing round resets the streak;
-    - with ``fail_fast``, the first failing round → ``on_fail(reason)`` (also as health checks under
-      policy ``manual``);
-    - otherwise failures only keep it from committing: the deadline decides.
+    - under every policy (``manual`` too: health checks), the first failing round →
+      ``on_fail(reason)``, unless the transaction's ``on_failure`` is ``ignore``: then failures
+      only keep it from committing, and the deadline decides.
     The callbacks are shielded, so ``stop()`` (which may be called from inside them) never
     interrupts a commit or rollback the engine has begun.
     """
@@ -305,7 +305,7 @@ class ProbeSupervisor:
                 else:
                     self.streak = 0
                     log.warning("%sprobe round %d failed: %s", tag, self.rounds, result.summary())
-                    if settings.fail_fast:
+                    if self.confirm.rollback_on_failure:
                         self.outcome = "failed"
                         await self._call(self._on_fail(f"probes failed: {result.summary()}"))
                         return

@@ -105,7 +105,7 @@ def test_flapping_probe_never_commits_and_deadline_decides(lab: Lab, web: None) 
         timeout="4s",
         probes=["http://192.0.2.2:8081/ retries=0"],
         policy="probes",
-        probe_settings={"rounds": 2, "interval_s": 0.2},
+        probe_settings={"rounds": 2, "interval_s": 0.2, "on_failure": "ignore"},
     )
     time.sleep(1.5)
     st = lab.host.local("status")
@@ -125,6 +125,7 @@ def test_policy_probes_refuses_manual_remote_confirm(lab: Lab) -> None:
         timeout="30s",
         probes=["tcp:198.51.100.7:22 timeout=300ms"],
         policy="probes",
+        probe_settings={"on_failure": "ignore"},
     )
     tid, tok = doc["doc"]["transaction"]["id"], doc["doc"]["token"]
     refused = lab.peer.call(HOST, "confirm", tid, tok, token=lab.token)
@@ -138,6 +139,7 @@ def test_policy_probes_refuses_manual_remote_confirm(lab: Lab) -> None:
         timeout="30s",
         probes=["tcp:198.51.100.7:22 timeout=300ms"],
         policy="probes-or-manual",
+        probe_settings={"on_failure": "ignore"},
     )
     ok = lab.peer.call(
         HOST, "confirm", doc["doc"]["transaction"]["id"], doc["doc"]["token"], token=lab.token
@@ -148,4 +150,57 @@ def test_policy_probes_refuses_manual_remote_confirm(lab: Lab) -> None:
 def test_bad_probe_spec_refused_before_snapshot(lab: Lab) -> None:
     doc = lab.peer.call(HOST, "start", token=lab.token, probes=["icmp:-f"], policy="probes")
     assert not doc["ok"] and doc["code"] == "bad-request" and doc["exit"] == 2
+    assert not lab.host.local("status").get("transaction")
+
+
+# --------------------------------------------------------------- local CLI: start --probe
+
+
+def _local_start(lab: Lab, *args: str) -> str:
+    doc = lab.host.local("start", "--timeout", "30s", *args)
+    assert doc["ok"], doc
+    return str(doc["transaction"]["id"])
+
+
+def test_local_probe_failing_after_settle_rolls_back_under_manual(lab: Lab) -> None:
+    """The default policy (manual) and no other option: a given probe still matters."""
+    tid = _local_start(lab, "--probe", "tcp:198.51.100.7:22 timeout=300ms retries=0")
+    lab.host.write("etc/nct/addr.conf", "192.0.2.1/24\n# changed\n")
+    last = _outcome(lab, tid, 15)
+    assert last["outcome"] == "rolled-back" and last["reason"] == "health", last
+    assert lab.host.read("etc/nct/addr.conf") == "192.0.2.1/24\n"
+
+
+def test_local_probe_passing_keeps_it_open_for_a_manual_commit(lab: Lab, web: None) -> None:
+    tid = _local_start(lab, "--probe", "http://192.0.2.2:8080/", "--probe", "icmp:192.0.2.2")
+    end = time.monotonic() + 15
+    while (lab.host.local("status").get("probes") or {}).get("rounds", 0) < 2:
+        assert time.monotonic() < end, lab.host.log()
+        time.sleep(0.1)
+    st = lab.host.local("status")
+    assert st["transaction"]["id"] == tid and st["probes"]["streak"] >= 2, st
+    assert lab.host.local("commit")["ok"]
+    assert _outcome(lab, tid, 5)["outcome"] == "committed"
+
+
+def test_local_probe_failure_ignore_leaves_it_to_the_deadline(lab: Lab) -> None:
+    doc = lab.host.local(
+        "start", "--timeout", "3s", "--probe", "tcp:198.51.100.7:22 timeout=300ms retries=0",
+        "--probe-failure", "ignore",
+    )  # fmt: skip
+    assert doc["ok"], doc
+    last = _outcome(lab, doc["transaction"]["id"], 15)
+    assert last["outcome"] == "rolled-back" and last["reason"] == "timeout", last
+
+
+def test_local_policy_probes_commits_on_passing_probes(lab: Lab) -> None:
+    tid = _local_start(lab, "--probe", "iface:h0", "--policy", "probes")
+    assert _outcome(lab, tid, 15)["outcome"] == "committed"
+
+
+def test_local_bad_probe_is_a_usage_error_before_any_snapshot(lab: Lab) -> None:
+    doc = lab.host.local("start", "--probe", "icmp:-f")
+    assert not doc["ok"] and doc["error"]["code"] == "usage", doc
+    doc = lab.host.local("start", "--policy", "probes")
+    assert not doc["ok"] and "need at least one --probe" in doc["error"]["message"], doc
     assert not lab.host.local("status").get("transaction")

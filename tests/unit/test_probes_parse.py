@@ -176,8 +176,14 @@ def test_parse_confirm() -> None:
         parse_confirm({"probe_settings": {"rounds": 0}}, d)
     with pytest.raises(BadRequest):
         parse_confirm({"probes": "tcp:192.0.2.1:22"}, d)
-    # manual + probes: health checks only, supervised only when they can act (fail_fast)
-    assert not parse_confirm({"probes": ["iface:lo"]}, d).supervised
-    assert parse_confirm({"probes": ["iface:lo"], "fail_fast": True}, d).supervised
+    # given probes always run: under manual they are health checks, a failure rolls back
+    c = parse_confirm({"probes": ["iface:lo"]}, d)
+    assert c.supervised and c.rollback_on_failure and c.settings.on_failure == "rollback"
+    c = parse_confirm({"probes": ["iface:lo"], "probe_settings": {"on_failure": "ignore"}}, d)
+    assert c.supervised and not c.rollback_on_failure
+    assert c.to_json()["probe_settings"]["on_failure"] == "ignore"
+    with pytest.raises(BadRequest, match="on_failure: expected one of rollback, ignore"):
+        parse_confirm({"probes": ["iface:lo"], "probe_settings": {"on_failure": "panic"}}, d)
+    assert not parse_confirm({}, d).supervised
     assert Policy.PROBES.probes_commit and not Policy.PROBES.manual_confirm
     assert Policy.PROBES_OR_MANUAL.manual_confirm and Policy.MANUAL.manual_confirm

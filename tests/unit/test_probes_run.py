@@ -255,15 +255,15 @@ def _supervise(
 
 def test_k_consecutive_passes_commit_once() -> None:
     script = Script([False, True, False, True, True], then=True)
-    calls, sup = _supervise(_policy(rounds=2), script)
+    calls, sup = _supervise(_policy(rounds=2, on_failure="ignore"), script)
     assert calls.passed == 1 and calls.failed == []
     assert sup.rounds == 5 and sup.outcome == "passed"
     assert sup.status()["last"]["ok"] is True
 
 
-def test_flapping_never_commits_and_never_fails_without_fail_fast() -> None:
+def test_flapping_never_commits_and_never_fails_with_on_failure_ignore() -> None:
     script = Script([True, False] * 20, then=None)
-    calls, sup = _supervise(_policy(rounds=2), script, settle_wait=1.0)
+    calls, sup = _supervise(_policy(rounds=2, on_failure="ignore"), script, settle_wait=1.0)
     assert calls.passed == 0 and calls.failed == []
     assert sup.rounds == 40 and sup.outcome == "stopped"
 
@@ -283,10 +283,23 @@ def test_manual_policy_probes_are_health_checks_only() -> None:
     assert calls.passed == 0 and len(calls.failed) == 1
 
 
+@pytest.mark.parametrize("policy", list(Policy))
+def test_a_failing_round_rolls_back_by_default_under_every_policy(policy: Policy) -> None:
+    calls, sup = _supervise(_policy(policy, rounds=3), Script([True, False], then=True), 2.0)
+    assert calls.passed == 0 and len(calls.failed) == 1, (calls.failed, sup.status())
+    assert sup.outcome == "failed" and sup.rounds == 2
+
+
+def test_on_failure_ignore_leaves_it_to_the_deadline() -> None:
+    script = Script([False] * 50, then=None)
+    calls, sup = _supervise(_policy(Policy.MANUAL, on_failure="ignore"), script, 0.5)
+    assert calls.passed == 0 and calls.failed == [] and sup.rounds > 1
+
+
 def test_settle_and_interval_are_respected() -> None:
     script = Script([False, False, True, True])
     t0 = time.monotonic()
-    calls, _ = _supervise(_policy(settle_s=0.3, interval_s=0.1), script)
+    calls, _ = _supervise(_policy(settle_s=0.3, interval_s=0.1, on_failure="ignore"), script)
     assert calls.passed == 1
     assert script.times[0] - t0 >= 0.3
     gaps = [b - a for a, b in zip(script.times, script.times[1:], strict=False)]
