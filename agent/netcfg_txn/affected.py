@@ -244,7 +244,12 @@ def _order(
 
 
 def plan_bounce(
-    backend: Backend, changes: Sequence[FileChange], live: frozenset[str], fallback: str
+    backend: Backend,
+    changes: Sequence[FileChange],
+    live: frozenset[str],
+    fallback: str,
+    *,
+    foreign: Mapping[PurePosixPath, str] | None = None,
 ) -> BouncePlan:
     """What to bounce, given every managed file as (snapshot, now) and the live link names.
 
@@ -252,11 +257,18 @@ def plan_bounce(
     ties (a bridge whose ports are configured elsewhere) and networkd's first-match precedence.
     ``fallback`` is ``"reload"``, ``"none"`` or ``"all"`` for changes no interface explains.
     Content that does not parse, on either side, makes its file unattributed; planning goes on.
+    ``foreign``: changed files of another stack (path → its name): unattributed, the fallback
+    applies to them too.
     """
     old: dict[PurePosixPath, FileConfig] = {}
     new: dict[PurePosixPath, FileConfig] = {}
     unattributed: dict[str, None] = {}  # ordered set of paths
     notes: list[str] = []
+    for path, stack in sorted((foreign or {}).items()):
+        unattributed[str(path)] = None
+        notes.append(
+            f"{path}: configuration of {stack}, not of the active stack {backend.stack.value}"
+        )
     owned = sorted((c for c in changes if backend.owns(c.path)), key=lambda c: str(c.path))
     known = {c.path for c in owned}
     for ch in owned:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from netcfg_txn.affected import BouncePlan, FileChange, plan_bounce
-from netcfg_txn.backends import ApplySettings, Backend
+from netcfg_txn.backends import ApplySettings, Backend, Stack, get_backend
 from netcfg_txn.links import Links, LiveState, verify
 from netcfg_txn.model import StepResult
 from netcfg_txn.network import UnchangedFiles, run_hook
@@ -31,6 +32,20 @@ HOOK_TIMEOUT_S = 120.0
 # we add the ones still missing: until its addresses are back a gateway is unreachable
 # (ENETUNREACH), and a route we add is foreign to the stack.
 ROUTE_GRACE_S = 2.0
+
+
+def foreign_stacks(active: Backend, paths: Iterable[PurePosixPath]) -> dict[PurePosixPath, str]:
+    """Changed files that are another stack's configuration (an ifupdown file on a networkd
+    host): the active stack's tools cannot say which interfaces they touch."""
+    out: dict[PurePosixPath, str] = {}
+    for path in paths:
+        for stack in Stack:
+            if stack in (Stack.COMMAND, active.stack):
+                continue
+            if get_backend(stack, ApplySettings()).owns(path):
+                out[path] = stack.value
+                break
+    return out
 
 
 class StackNetwork:
@@ -66,7 +81,11 @@ class StackNetwork:
         context = list(unchanged(self.backend.owns))  # ties (bridge ports, precedence) of the rest
         with self._links() as ln:
             live = ln.names()
-        bp = plan_bounce(self.backend, [*owned, *context], live, self._settings.fallback)
+        mine = {c.path for c in owned}
+        foreign = foreign_stacks(self.backend, [c.path for c in changes if c.path not in mine])
+        bp = plan_bounce(
+            self.backend, [*owned, *context], live, self._settings.fallback, foreign=foreign
+        )
         for note in bp.notes:
             log.warning("rollback plan: %s", note)
         return {"backend": self.name, **bp.to_json()}
