@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from netcfg_txn.config import Config
 from netcfg_txn.errors import ConfigError
 from netcfg_txn.network import HookNetwork, Network
+from netcfg_txn.runner import run_as_admin
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _present(root: Path) -> list[PurePosixPath]:
 def make_network(cfg: Config, *, root: Path) -> Network:
     a = cfg.apply
     if a.backend == "none":
-        return HookNetwork(a.command, timeout_s=a.timeout_s)
+        return HookNetwork(a.command, run_as_admin, timeout_s=a.timeout_s)
     from netcfg_txn.backends import ApplySettings, Stack, detect, get_backend
     from netcfg_txn.bounce import StackNetwork
 
@@ -65,12 +66,12 @@ def make_network(cfg: Config, *, root: Path) -> Network:
             log.info(
                 "root is %s: backend 'auto' restores files and runs [apply] command only", root
             )
-            return HookNetwork(a.command, timeout_s=a.timeout_s)
+            return HookNetwork(a.command, run_as_admin, timeout_s=a.timeout_s)
         try:
             stack = detect(_present(root), _running)
         except ConfigError as e:
             log.warning("%s; rollbacks restore files and run [apply] command only", e.message)
-            return HookNetwork(a.command, timeout_s=a.timeout_s)
+            return HookNetwork(a.command, run_as_admin, timeout_s=a.timeout_s)
     else:
         stack = Stack(a.backend)
-    return StackNetwork(get_backend(stack, settings), settings, hook=a.command)
+    return StackNetwork(get_backend(stack, settings), settings, hook=a.command, runner=run_as_admin)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -75,3 +77,60 @@ def run_interactive(argv: Sequence[str], *, stdout_to_stderr: bool = False) -> i
     except FileNotFoundError:
         log.error("%s: command not found", argv[0])
         return 127
+
+
+# ------------------------------------------------------------------ commands run through PID 1
+
+
+@functools.cache
+def pid1_can_run_for_us() -> bool:
+    """Whether systemd is PID 1 and its units see our network namespace, so that a transient
+    unit acts on our interfaces. Not in a test's own network namespace, not without systemd."""
+    if not os.path.isdir("/run/systemd/system") or shutil.which("systemd-run") is None:
+        return False
+    try:
+        mine = os.readlink("/proc/self/ns/net")
+        return os.readlink("/proc/1/ns/net") == mine
+    except PermissionError:
+        pass  # PID 1 is hidden from a sandboxed service (no CAP_SYS_PTRACE): ask a unit instead
+    except OSError:
+        return False
+    try:
+        seen = run(via_pid1(["readlink", "/proc/self/ns/net"], timeout_s=10), timeout_s=20,
+                   check=False)  # fmt: skip
+    except CommandFailed:
+        return False
+    return seen.returncode == 0 and seen.stdout.strip() == mine
+
+
+def via_pid1(argv: Sequence[str], *, timeout_s: float, description: str = "") -> list[str]:
+    """``argv`` as a transient service of PID 1: its own cgroup, none of our sandbox, output and
+    exit code passed back (``--wait --pipe``). ``KillMode=process``: what the command leaves
+    running on purpose (dhclient started by ifup) outlives it, as from a root shell."""
+    return [
+        "systemd-run", "--wait", "--pipe", "--collect", "--quiet", "--service-type=exec",
+        f"--description={description or 'netcfg-txn: ' + shlex.join(argv)[:200]}",
+        "-p", "KillMode=process", "-p", f"RuntimeMaxSec={max(1, int(timeout_s + 0.999))}",
+        "--", *argv,
+    ]  # fmt: skip
+
+
+def run_as_admin(argv: Sequence[str], *, timeout_s: float = 60.0, check: bool = True) -> Completed:
+    """A network tool (ifup, ifdown, nmcli, networkctl, a hook) run as from a root shell: through
+    PID 1 when it can (our sandbox would break the tool: dhclient-script cannot write
+    /etc/resolv.conf under ProtectSystem=strict), else directly (containers, test namespaces)."""
+    if not pid1_can_run_for_us():
+        return run(argv, timeout_s=timeout_s, check=check)
+    cmd = tuple(argv)
+    try:
+        done = run(via_pid1(cmd, timeout_s=timeout_s), timeout_s=timeout_s + 10, check=False)
+    except CommandFailed as e:
+        if e.returncode == 127:  # no systemd-run: the tool runs directly, as before
+            return run(argv, timeout_s=timeout_s, check=check)
+        raise CommandFailed(cmd, e.returncode, e.message.rpartition("): ")[2]) from None
+    out = Completed(cmd, done.returncode, done.stdout, done.stderr)
+    if check and done.returncode != 0:
+        err = (done.stderr.strip() or done.stdout.strip())[-2000:]
+        log.warning("%s failed (%d): %s", shlex.join(cmd), done.returncode, err or "no output")
+        raise CommandFailed(cmd, done.returncode, err)
+    return out

@@ -12,7 +12,7 @@ APT_PACKAGES=(
   "${BASE_PACKAGES[@]}"
   iproute2 iputils-ping strace procps util-linux                  # namespaces, crash injection
   ifupdown network-manager netplan.io dbus systemd                # real network stacks
-  systemd-container debootstrap                                   # booted-systemd tests
+  systemd-container debootstrap dnsmasq-base                      # booted-systemd tests, DHCP server
   debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel
   dpkg-dev fakeroot build-essential rpm                           # .deb / .rpm builds
   openssl wrk                                                     # TLS and load tests
