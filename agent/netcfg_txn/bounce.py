@@ -68,6 +68,7 @@ class StackNetwork:
         self._links = links
         self._settle_s = settle_s
         self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
+        self._forget: list[str] = []  # links taken down over netlink by this rollback
 
     def problem(self) -> str | None:
         return self.backend.usable(self._run)
@@ -92,7 +93,9 @@ class StackNetwork:
 
     def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:
         bp = BouncePlan.from_json(plan)
-        results = self.backend.down(bp.down, self._run, connection_ids=bp.down_ids)
+        results = self._fall_back_to_netlink(
+            self.backend.down(bp.down, self._run, connection_ids=bp.down_ids)
+        )
         if bp.delete:
             with self._links() as ln:
                 existing = ln.names()
@@ -103,11 +106,34 @@ class StackNetwork:
                         results.append(StepResult("delete-link", name, True))
         return results
 
+    def _fall_back_to_netlink(self, downs: list[StepResult]) -> list[StepResult]:
+        """A link the stack's tool could not take down (its new config does not parse, so
+        ``ifdown`` does nothing) is taken down and stripped of its addresses over netlink, or
+        ``ifup`` from the restored config would find them and fail. The stack's state for it
+        is cleared once the files are back (``forget``); nothing else is touched."""
+        out: list[StepResult] = []
+        for r in downs:
+            if r.ok or r.action != "down":
+                out.append(r)
+                continue
+            with self._links() as ln:
+                fallback = ln.take_down(r.target)
+            if not fallback.ok:
+                out += [r, fallback]
+                continue
+            log.warning("%s: %s; taken down over netlink instead", r.target, r.error)
+            self._forget.append(r.target)
+            out.append(StepResult("down", r.target, True, f"over netlink ({r.error})"))
+        return out
+
     def after_restore(
         self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
     ) -> list[StepResult]:
         bp = BouncePlan.from_json(plan)
         results: list[StepResult] = []
+        if self._forget:
+            results += self.backend.forget(self._forget, self._run)
+            self._forget = []
         if bp.reload:
             results += self.backend.reload(self._run)
         results += self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)

@@ -447,6 +447,24 @@ class Links:
         state = "up" if up else "down"
         return self._on_link(state, name, lambda idx: self._ipr.link("set", index=idx, state=state))
 
+    def take_down(self, name: str) -> StepResult:
+        """``ip link set NAME down`` and remove its global addresses: what ``ifdown`` would have
+        left, for when the stack's own tool cannot run (its config does not parse)."""
+
+        def op(idx: int) -> None:
+            self._ipr.link("set", index=idx, state="down")
+            for a in self._ipr.get_addr(index=idx):
+                if _int(a.get("scope", 0)) != 0:  # link/host scope (fe80::) stays
+                    continue
+                addr = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+                try:
+                    self._ipr.addr("del", index=idx, address=addr, prefixlen=_int(a["prefixlen"]))
+                except NetlinkError as e:  # a secondary goes with its primary
+                    if _int(e.code) != errno.EADDRNOTAVAIL:
+                        raise
+
+        return self._on_link("take-down", name, op)
+
     def restore_routes(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
         """Re-add snapshot routes through ``ifnames`` that are missing now.
 

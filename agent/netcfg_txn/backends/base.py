@@ -210,6 +210,11 @@ class Backend(abc.ABC):
     ) -> list[StepResult]:
         """Bring these links up from the (restored) files, in the order given."""
 
+    def forget(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        """After its tool could not take these links down and netlink did instead: make the
+        stack's own state agree (they are not configured), with the restored files in place."""
+        return []
+
     @abc.abstractmethod
     def usable(self, run: Runner) -> str | None:
         """None if the stack's tools exist and run, else a reason for the admin."""

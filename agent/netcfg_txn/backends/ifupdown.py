@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import ClassVar
 
 from netcfg_txn.backends.base import Backend, FileConfig, Stack, missing_tools
-from netcfg_txn.errors import ConfigError
+from netcfg_txn.errors import CommandFailed, ConfigError
 from netcfg_txn.model import StepResult
 from netcfg_txn.runner import Runner
 
@@ -159,6 +159,20 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
 
     def reload(self, run: Runner) -> list[StepResult]:
         return []  # ifup reads the files each time it runs: there is nothing to reload
+
+    def forget(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        # ifupdown still records them as configured (/run/network/ifstate), so ifup would do
+        # nothing. ``ifdown --force`` on the restored config clears exactly their entries under
+        # ifupdown's own lock; it may complain about addresses that are gone already.
+        t = self.settings.timeout_s
+        out = []
+        for n in ifnames:
+            try:
+                run([*self.down_argv, n], timeout_s=t, check=False)
+                out.append(StepResult("forget", n, True))
+            except CommandFailed as e:  # not even started (timeout): ifup may refuse next
+                out.append(StepResult("forget", n, False, str(e)))
+        return out
 
     def up(
         self,
