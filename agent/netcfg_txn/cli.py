@@ -341,6 +341,11 @@ def status(c: Ctx) -> None:
         doc["offline"] = True
         _config_warning(c, doc, quiet=True)
     c.out.result(doc, _status_human(doc))
+    if (doc.get("last") or {}).get("outcome") == "failed":
+        # Monitoring and scripts must notice: non-zero until a retry (or a later
+        # transaction) ends well.
+        c.out.info("The last rollback FAILED; retry it with: netcfg-txn rollback --force")
+        sys.exit(ExitCode.FAILURE)
 
 
 def _config_warning(c: Ctx, doc: dict[str, Any], *, quiet: bool = False) -> None:

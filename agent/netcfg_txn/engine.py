@@ -48,7 +48,7 @@ from netcfg_txn.model import (
     manifest_to_json,
 )
 from netcfg_txn.network import FileChange, Network, UnchangedFiles
-from netcfg_txn.store import Corrupt, Store
+from netcfg_txn.store import Corrupt, HistoryEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -506,7 +506,15 @@ class Engine:
         force: bool = False,
         reason: Reason = Reason.MANUAL,
     ) -> Txn:
-        t = self._open(txn_id)
+        try:
+            t = self._open(txn_id)
+        except NoTransaction:
+            failed = self._failed_last(txn_id) if force else None
+            if failed is None:
+                raise
+            if not (actor.kind == "local" and actor.uid == 0):
+                raise NotPermitted("only local root may retry a failed rollback") from None
+            return self._retry(failed, actor)
         if force:
             if not (actor.kind == "local" and actor.uid == 0):
                 raise NotPermitted("only local root may force a rollback")
@@ -514,6 +522,38 @@ class Engine:
         else:
             self._authorize(t, actor, token)
         return self._rollback(t, actor, reason)
+
+    def _failed_last(self, txn_id: str | None) -> HistoryEntry | None:
+        """The newest finished transaction, if its rollback failed (and it is ``txn_id``)."""
+        last = next(iter(self.store.history(1)), None)
+        if last is None or last.txn.phase is not Phase.FAILED or "snapshot" not in last.doc:
+            return None
+        return last if txn_id in (None, last.txn.id) else None
+
+    def _retry(self, failed: HistoryEntry, actor: Actor) -> Txn:
+        """``rollback --force`` after a failed rollback: restore the same snapshot again, with
+        the same interface plan, as a new transaction (history keeps both outcomes)."""
+        old = failed.txn
+        now = self.clock.now()
+        t = Txn(
+            id=_new_id(now.wall_s),
+            phase=Phase.OPEN,
+            created=now,
+            deadline=Deadline.after(now, old.timeout_s),
+            timeout_s=old.timeout_s,
+            actor=actor,
+            token_sha256=hash_token(secrets.token_urlsafe(32)),
+            label=f"retry of the failed rollback of {old.id}",
+            file_count=old.file_count,
+            bounce=old.bounce,
+            stage="planned" if old.bounce is not None else "",
+        )
+        links = failed.doc.get("links")
+        extra: dict[str, Any] = {"links": links} if links is not None else {}
+        self.store.publish_snapshot(t.id, manifest_from_json(failed.doc["snapshot"]), extra)
+        self._persist(None, txn.Begin(t))
+        self._event(MSG_STARTED, f"retrying the failed rollback of {old.id}", t, actor=actor)
+        return self._rollback(t, actor, Reason.FORCED)
 
     def expire(self) -> Txn | None:
         """The dead-man fired. Exactly one rollback: a no-op unless the txn is still open (R32)."""
@@ -683,6 +723,10 @@ class Engine:
                 if t.reason in (Reason.TIMEOUT, Reason.HEALTH, Reason.BOOT):
                     info = {"txn": t.id, "reason": t.reason.value, "wall_s": time.time()}
                     self.store.add_rejected(discarded.fingerprint(), info)
+            if t.phase is Phase.FAILED:  # kept for a retry (rollback --force)
+                links = self.store.snapshot_extra(t.id, "links")
+                if links is not None:
+                    doc["links"] = links
             b = t.bounce or {}
             if not b.get("files_only"):  # at boot nothing is bounced: networking starts after us
                 doc["bounced"] = sorted(set(b.get("down", [])) | set(b.get("up", [])))
@@ -690,6 +734,10 @@ class Engine:
                 doc["bounced"] = []
             self.store.write_baseline(now)
             self.store.add_history(t, doc, keep=self.cfg.history)
+            if self.root == Path("/"):
+                from netcfg_txn import alarm
+
+                alarm.update(t.id, t.phase is Phase.FAILED, "; ".join(t.errors))
         self.store.drop_snapshot(t.id)
         self._persist(t, txn.Finished())
         self.store.clear_txn()

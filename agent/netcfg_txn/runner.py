@@ -90,17 +90,31 @@ def pid1_can_run_for_us() -> bool:
         return False
     try:
         mine = os.readlink("/proc/self/ns/net")
-        return os.readlink("/proc/1/ns/net") == mine
-    except PermissionError:
-        pass  # PID 1 is hidden from a sandboxed service (no CAP_SYS_PTRACE): ask a unit instead
     except OSError:
         return False
     try:
-        seen = run(via_pid1(["readlink", "/proc/self/ns/net"], timeout_s=10), timeout_s=20,
-                   check=False)  # fmt: skip
-    except CommandFailed:
-        return False
-    return seen.returncode == 0 and seen.stdout.strip() == mine
+        same = os.readlink("/proc/1/ns/net") == mine
+    except (PermissionError, FileNotFoundError):
+        # PID 1 is hidden from a sandboxed service (no CAP_SYS_PTRACE, ProtectProc=invisible):
+        # ask a transient unit which network namespace it gets.
+        try:
+            seen = run(via_pid1(["readlink", "/proc/self/ns/net"], timeout_s=10), timeout_s=20,
+                       check=False)  # fmt: skip
+        except CommandFailed as e:
+            log.warning("cannot start a transient unit: %s", e)
+            seen = None
+        same = seen is not None and seen.returncode == 0 and seen.stdout.strip() == mine
+        if seen is not None and not same:
+            log.warning(
+                "transient unit: %s %s", seen.returncode, (seen.stderr or seen.stdout)[-500:]
+            )
+    except OSError:
+        same = False
+    log.info(
+        "network tools run %s",
+        "through PID 1 (systemd-run transient units)" if same else "directly (as children)",
+    )
+    return same
 
 
 def via_pid1(argv: Sequence[str], *, timeout_s: float, description: str = "") -> list[str]:
