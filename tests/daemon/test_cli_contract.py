@@ -159,7 +159,7 @@ def test_status_works_with_the_daemon_stopped(spawn: Callable[..., Daemon]) -> N
     assert not d.socket.exists()
 
     st = d.cli("status")
-    assert st.rc == 0, st.err
+    assert st.rc == 1, st.err  # the last outcome is "failed": status says so in its exit code
     doc = st.doc
     assert doc["offline"] is True
     assert doc["state"] == "open"
@@ -173,7 +173,7 @@ def test_status_works_with_the_daemon_stopped(spawn: Callable[..., Daemon]) -> N
     assert "exit 3" in doc["last_error"] or "hook" in doc["last_error"]
 
     human = d.cli("status", as_json=False)
-    assert human.rc == 0
+    assert human.rc == 1 and "rollback --force" in human.err
     for text in (t["id"], "left", "4 managed", f"Last: {failed_id} failed (manual)",
                  "Last error:", "daemon not running"):  # fmt: skip
         assert text in human.out, (text, human.out)
