@@ -101,7 +101,7 @@ def pid1_can_run_for_us() -> bool:
             seen = run(via_pid1(["readlink", "/proc/self/ns/net"], timeout_s=10), timeout_s=20,
                        check=False)  # fmt: skip
         except CommandFailed as e:
-            log.warning("cannot start a transient unit: %s", e)
+            log.warning("cannot start a transient unit of PID 1: %s", e)
             seen = None
         same = seen is not None and seen.returncode == 0 and seen.stdout.strip() == mine
         if seen is not None and not same:

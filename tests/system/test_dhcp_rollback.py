@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.conftest import IFACES_NEW, IFACES_OLD, apply_interfaces
 from tests.system.nspawn import Machine, wait_for
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -103,3 +104,29 @@ def test_timer_rollback_brings_the_dhcp_lease_and_resolv_conf_back(
     assert dhclients_in(m, "netcfg-txnd.service") == []
     assert "DHCPDECLINE" not in m.exec("journalctl", "-b", "--no-pager", check=False).stdout
     print(f"\nlease before {first}, after rollback {again}")
+
+
+def test_failed_rollback_shows_in_systemctl_failed_until_retried(txn_machine: Machine) -> None:
+    """Monitoring sees a failed rollback (``systemctl --failed``), ``status`` exits 1, and the
+    documented retry (``rollback --force``) clears both once the cause is fixed."""
+    m = txn_machine
+    m.write("/etc/netcfg-txn/conf.d/50-hook.toml", '[apply]\ncommand = "test ! -e /run/nct-fail"\n')
+    m.boot()
+    m.exec("touch", "/run/nct-fail")
+    txn = m.cli_ok("start", "--timeout", "5m")["transaction"]
+    apply_interfaces(m, IFACES_NEW)
+    rc, doc = m.cli("rollback")
+    assert rc == 1 and doc["error"]["code"] == "failed", doc
+    failed_units = m.exec("systemctl", "--failed", "--plain", "--no-legend").stdout
+    assert "netcfg-txn-rollback-failed.service" in failed_units, failed_units
+    desc = m.show("netcfg-txn-rollback-failed.service", "Description")["Description"]
+    assert txn["id"] in desc and "rollback --force" in desc, desc
+    assert m.cli("status")[0] == 1
+    m.exec("rm", "/run/nct-fail")  # the cause is fixed
+    retried = m.cli_ok("rollback", "--force")["transaction"]
+    assert retried["phase"] == "rolled-back" and txn["id"] in retried["label"], retried
+    failed_units = m.exec("systemctl", "--failed", "--plain", "--no-legend").stdout
+    assert "netcfg-txn-rollback-failed" not in failed_units, failed_units
+    assert m.cli("status")[0] == 0
+    assert m.read("/etc/network/interfaces") == IFACES_OLD
+    assert m.ipv4() == ["192.0.2.1/24"]
