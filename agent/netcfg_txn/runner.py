@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 import shlex
@@ -82,10 +81,29 @@ def run_interactive(argv: Sequence[str], *, stdout_to_stderr: bool = False) -> i
 # ------------------------------------------------------------------ commands run through PID 1
 
 
-@functools.cache
+_pid1_decided: bool | None = None
+
+
 def pid1_can_run_for_us() -> bool:
     """Whether systemd is PID 1 and its units see our network namespace, so that a transient
-    unit acts on our interfaces. Not in a test's own network namespace, not without systemd."""
+    unit acts on our interfaces. Not in a test's own network namespace, not without systemd.
+
+    Decided once; but a transient unit that cannot be started yet (the D-Bus system bus is not
+    up early at boot) is asked again next time rather than remembered as "no"."""
+    global _pid1_decided
+    if _pid1_decided is None:
+        _pid1_decided = _ask_pid1()
+        if _pid1_decided is not None:
+            log.info(
+                "network tools run %s",
+                "through PID 1 (systemd-run transient units)"
+                if _pid1_decided
+                else "directly (as children)",
+            )
+    return bool(_pid1_decided)
+
+
+def _ask_pid1() -> bool | None:
     if not os.path.isdir("/run/systemd/system") or shutil.which("systemd-run") is None:
         return False
     try:
@@ -93,28 +111,23 @@ def pid1_can_run_for_us() -> bool:
     except OSError:
         return False
     try:
-        same = os.readlink("/proc/1/ns/net") == mine
+        return os.readlink("/proc/1/ns/net") == mine
     except (PermissionError, FileNotFoundError):
-        # PID 1 is hidden from a sandboxed service (no CAP_SYS_PTRACE, ProtectProc=invisible):
-        # ask a transient unit which network namespace it gets.
-        try:
-            seen = run(via_pid1(["readlink", "/proc/self/ns/net"], timeout_s=10), timeout_s=20,
-                       check=False)  # fmt: skip
-        except CommandFailed as e:
-            log.warning("cannot start a transient unit of PID 1: %s", e)
-            seen = None
-        same = seen is not None and seen.returncode == 0 and seen.stdout.strip() == mine
-        if seen is not None and not same:
-            log.warning(
-                "transient unit: %s %s", seen.returncode, (seen.stderr or seen.stdout)[-500:]
-            )
+        pass  # hidden from a sandboxed service (no CAP_SYS_PTRACE, ProtectProc=invisible)
     except OSError:
-        same = False
-    log.info(
-        "network tools run %s",
-        "through PID 1 (systemd-run transient units)" if same else "directly (as children)",
-    )
-    return same
+        return False
+    # Ask a transient unit which network namespace it gets.
+    try:
+        seen = run(via_pid1(["readlink", "/proc/self/ns/net"], timeout_s=10), timeout_s=20,
+                   check=False)  # fmt: skip
+    except CommandFailed as e:
+        log.warning("cannot start a transient unit of PID 1: %s", e)
+        return None
+    if seen.returncode != 0:
+        why = (seen.stderr or seen.stdout).strip()[-500:]
+        log.warning("cannot run network tools through PID 1 (yet): %s", why)
+        return None
+    return seen.stdout.strip() == mine
 
 
 def via_pid1(argv: Sequence[str], *, timeout_s: float, description: str = "") -> list[str]:

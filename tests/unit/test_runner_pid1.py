@@ -81,3 +81,12 @@ def test_pid1_is_not_used_from_another_network_namespace() -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False"], out.stdout
+
+
+def test_a_bus_not_up_yet_is_asked_again_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([None, True])  # early at boot: no D-Bus yet; later: PID 1 runs units for us
+    monkeypatch.setattr(runner, "_pid1_decided", None)
+    monkeypatch.setattr(runner, "_ask_pid1", lambda: next(answers))
+    assert runner.pid1_can_run_for_us() is False
+    assert runner.pid1_can_run_for_us() is True
+    assert runner.pid1_can_run_for_us() is True  # decided: not asked a third time
