@@ -26,8 +26,9 @@ def _ended(d: Daemon, tid: str, timeout_s: float = 20) -> dict[str, Any]:
 
 def test_try_with_a_failing_probe_rolls_back_for_health(daemon: Daemon) -> None:
     edit = f"echo 'iface eth1 inet manual' > {daemon.path('etc/network/interfaces.d/eth1')}"
-    r = daemon.cli("try", "--timeout", "5m", "--probe", "iface:nct-none0 retries=0", *FAST,
-                   "--", "sh", "-c", edit)  # fmt: skip
+    # settle_s=3: COMMAND runs (and edits) before the first, failing, round
+    r = daemon.cli("try", "--timeout", "5m", "--probe", "iface:nct-none0 retries=0",
+                   "--probe-setting", "settle_s=3", "--", "sh", "-c", edit)  # fmt: skip
     assert r.rc == 0, (r.out, r.err)  # no TTY: armed, and the probes run
     t = _ended(daemon, r.doc["transaction"]["id"])
     assert (t["phase"], t["reason"]) == ("rolled-back", "health"), t

@@ -16,29 +16,36 @@ HOST = "192.0.2.1"
 def test_remote_arm_moves_the_deadline_and_refusals_change_nothing(lab: Lab) -> None:
     p, h = lab.peer, lab.host
     no_arm = h.add_peer("no-arm", operations=["status", "start", "confirm", "rollback"])
-    time.sleep(1.2)  # the daemon re-reads peers.d at most once a second
-    s = p.call(HOST, "start", token=lab.token, timeout="4s")
+    end = time.monotonic() + 30  # the daemon re-reads peers.d at most once a second
+    while not p.call(HOST, "status", token=no_arm)["ok"]:
+        assert time.monotonic() < end, h.log()
+        time.sleep(0.3)
+    s = p.call(HOST, "start", token=lab.token, timeout="60s")
     assert s["ok"], s
     tid, ttok = s["doc"]["transaction"]["id"], s["doc"]["token"]
     first = s["doc"]["transaction"]["deadline_wall_s"]
     before = h.state()
     refused = {
-        "wrong txn token": (
-            p.call(HOST, "arm", tid, "x" * 43, "60s", token=lab.token),
-            "bad-token",
-        ),
-        "no peer token": (p.call(HOST, "arm", tid, ttok, "60s"), "bad-token"),
-        "arm not allowed": (p.call(HOST, "arm", tid, ttok, "60s", token=no_arm), "not-permitted"),
+        "wrong txn token": (p.call(HOST, "arm", tid, "x" * 43, "5s", token=lab.token), "bad-token"),
+        "no peer token": (p.call(HOST, "arm", tid, ttok, "5s"), "bad-token"),
+        "arm not allowed": (p.call(HOST, "arm", tid, ttok, "5s", token=no_arm), "not-permitted"),
         "bad duration": (p.call(HOST, "arm", tid, ttok, "soon", token=lab.token), "bad-request"),
     }
     for what, (doc, code) in refused.items():
         assert not doc["ok"] and doc["code"] == code, (what, doc)
     assert h.state() == before
-    armed = p.call(HOST, "arm", tid, ttok, "60s", token=lab.token)
-    assert armed["ok"], armed
-    moved = armed["doc"]["transaction"]["deadline_wall_s"]
-    assert moved - first > 50, (first, moved)
-    time.sleep(max(0.0, first - time.time()) + 1.5)  # past the first deadline
+    # Arm moves the deadline both ways: first to 10 s from now (earlier than the start's)...
+    t0 = time.time()
+    short = p.call(HOST, "arm", tid, ttok, "10s", token=lab.token)
+    assert short["ok"], short
+    near = short["doc"]["transaction"]["deadline_wall_s"]
+    assert t0 + 9 <= near <= time.time() + 10.5 and near < first - 30, (t0, near, first)
+    # ... then far out again; the 10 s deadline it replaced passes without a rollback.
+    far = p.call(HOST, "arm", tid, ttok, "120s", token=lab.token)
+    assert far["ok"], far
+    moved = far["doc"]["transaction"]["deadline_wall_s"]
+    assert moved > first + 30, (first, moved)
+    time.sleep(max(0.0, near - time.time()) + 1.5)
     st = h.local("status")
     assert st["state"] == "open" and st["transaction"]["id"] == tid, st
     assert st["transaction"]["deadline_wall_s"] == moved

@@ -90,4 +90,6 @@ def test_flood_of_bad_tokens(tmp_path: Path, pki: Pki) -> None:
     assert rps >= 200, out
     # Not one bad-token request got through: every response was an error (401 or 429).
     assert refused is not None and int(refused.group(1)) == total, out
-    assert fired_late_ms < 100, fired_late_ms
+    # ~20 ms on an idle machine; a loop starved by the flood would take seconds. The bound leaves
+    # room for a machine shared with other test runs (measured: 118 ms at load average 16).
+    assert fired_late_ms < 500, fired_late_ms

@@ -91,7 +91,7 @@ def test_failing_probe_rolls_back_fast(lab: Lab) -> None:
         timeout="30s",
         probes=["tcp:198.51.100.7:22 timeout=300ms retries=0"],
         policy="probes",
-        probe_settings={"fail_fast": True},
+        probe_settings={"fail_fast": True, "settle_s": 3},
     )
     lab.host.write("etc/nct/addr.conf", "192.0.2.1/24\n# changed\n")
     last = _outcome(lab, tid, 10)
@@ -164,7 +164,9 @@ def _local_start(lab: Lab, *args: str) -> str:
 
 def test_local_probe_failing_after_settle_rolls_back_under_manual(lab: Lab) -> None:
     """The default policy (manual) and no other option: a given probe still matters."""
-    tid = _local_start(lab, "--probe", "tcp:198.51.100.7:22 timeout=300ms retries=0")
+    # settle_s: time for the test to make its change before the first (failing) round
+    tid = _local_start(lab, "--probe", "tcp:198.51.100.7:22 timeout=300ms retries=0",
+                       "--probe-setting", "settle_s=3")  # fmt: skip
     lab.host.write("etc/nct/addr.conf", "192.0.2.1/24\n# changed\n")
     last = _outcome(lab, tid, 15)
     assert last["outcome"] == "rolled-back" and last["reason"] == "health", last
