@@ -56,6 +56,9 @@ def test_flood_of_bad_tokens(tmp_path: Path, pki: Pki) -> None:
             armed = lab.peer.call("192.0.2.1", "start", token=lab.token, timeout="6s")
             assert armed["ok"], armed
             deadline = armed["doc"]["transaction"]["deadline_wall_s"]
+            # a change that is never confirmed: the deadline restores the original, and only
+            # this changed set is remembered as rejected (the confirm below keeps the original)
+            lab.host.write("etc/nct/addr.conf", "192.0.2.1/24\n# never confirmed\n")
             time.sleep(7)
             last = lab.host.local("status")["last"]
             assert last["id"] == armed["doc"]["transaction"]["id"], last
