@@ -83,16 +83,21 @@ def test_flood_of_bad_tokens(tmp_path: Path, pki: Pki) -> None:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     refused = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    conn = re.search(r"Socket errors: connect (\d+)", out)
     print(
         f"\nflood: {rps:.0f} req/s for {FLOOD_S}s, {total} requests, "
-        f"{refused.group(1) if refused else 0} refused (401/429); "
+        f"{refused.group(1) if refused else 0} refused (401/429), "
+        f"{conn.group(1) if conn else 0} connections refused; "
         f"rollback at deadline finished {fired_late_ms:.1f} ms after it; "
         f"legit start+confirm (2 fresh TLS clients) took {legit_s * 1000:.0f} ms"
     )
-    # The machine is shared and loaded: the point is a real flood, not a benchmark figure.
-    assert rps >= 200, out
+    # A real flood, not a benchmark figure (the machine may be shared and loaded): requests
+    # answered plus connections the listener's limits refused.
+    attempts = total + (int(conn.group(1)) if conn else 0)
+    assert attempts >= 1000, out
     # Not one bad-token request got through: every response was an error (401 or 429).
     assert refused is not None and int(refused.group(1)) == total, out
-    # ~20 ms on an idle machine; a loop starved by the flood would take seconds. The bound leaves
-    # room for a machine shared with other test runs (measured: 118 ms at load average 16).
-    assert fired_late_ms < 500, fired_late_ms
+    # The rollback (hook included) ends ~20-120 ms after the deadline on this machine, up to
+    # ~520 ms at load average 12-20 with other test runs; a loop starved by the flood would end
+    # it only after the flood, 10+ s later. The bound separates the two with a margin.
+    assert fired_late_ms < 2000, fired_late_ms
