@@ -720,7 +720,9 @@ class Engine:
                             t.id,
                             ", ".join(doc["edited_after_apply"]),
                         )
-                if t.reason in (Reason.TIMEOUT, Reason.HEALTH, Reason.BOOT):
+                # Only a set that differed from the snapshot was rejected: an unchanged set
+                # timing out is the snapshot itself, and refusing it later would be nonsense.
+                if doc["changed"] and t.reason in (Reason.TIMEOUT, Reason.HEALTH, Reason.BOOT):
                     info = {"txn": t.id, "reason": t.reason.value, "wall_s": time.time()}
                     self.store.add_rejected(discarded.fingerprint(), info)
             if t.phase is Phase.FAILED:  # kept for a retry (rollback --force)

@@ -134,6 +134,15 @@ def test_commit_of_a_file_set_rolled_back_before_needs_force(daemon: Daemon) -> 
     assert "commit forced by uid=0" in daemon.log.read_text()
 
 
+def test_an_unchanged_set_that_timed_out_is_not_remembered_as_rejected(daemon: Daemon) -> None:
+    assert daemon.cli("start", "--timeout", "2s").rc == 0  # nobody changes anything
+    daemon.wait_idle(30)
+    assert daemon.history()[0]["txn"]["reason"] == "timeout"
+    assert daemon.cli("start", "--timeout", "1h").rc == 0
+    r = daemon.cli("commit")  # the original config, kept: no --force needed
+    assert r.rc == 0, (r.out, r.err)
+
+
 def test_every_changed_file_is_named_by_status_commit_rollback_and_history(
     daemon: Daemon,
 ) -> None:
