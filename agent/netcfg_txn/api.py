@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from netcfg_txn import __version__
+from netcfg_txn import __version__, redact
 from netcfg_txn.config import parse_duration
 from netcfg_txn.errors import (
     BadRequest,
@@ -97,9 +98,11 @@ async def read_body(request: web.Request, op: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadRequest(f"request body is not valid JSON: {e}") from None
+    except ValueError as e:  # NaN, Infinity, 1e999, an integer of thousands of digits
+        raise BadRequest(f"request body: {e}") from None
     if not isinstance(doc, dict):
         raise BadRequest("request body must be a JSON object")
     allowed = _FIELDS[op]
@@ -122,9 +125,24 @@ async def read_body(request: web.Request, op: str) -> dict[str, Any]:
             "field 'arm': false is not supported: a transaction is always armed at start",
             hint="start it with the timeout you need, then move the deadline with arm",
         )
-    if "label" in doc and len(doc["label"]) > 200:
-        raise BadRequest("field 'label' is longer than 200 characters")
+    if "label" in doc:
+        if len(doc["label"]) > 200:
+            raise BadRequest("field 'label' is longer than 200 characters")
+        if not doc["label"].isprintable():
+            # Labels are printed on admins' terminals: no escapes, CR or other controls.
+            raise BadRequest("field 'label' contains control or non-printable characters")
     return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]!r} is out of range")
+    return value
 
 
 # ---------------------------------------------------------------------------------- identity
@@ -146,7 +164,9 @@ def _command_of(pid: int) -> str | None:
     try:
         import psutil
 
-        return " ".join(psutil.Process(pid).cmdline())[:300] or None
+        # The journal's ACTOR and remote status show this: never a token given on the command line.
+        argv = redact.redact_argv(psutil.Process(pid).cmdline())
+        return " ".join(argv)[:300] or None
     except Exception:
         return None
 
@@ -173,6 +193,9 @@ def _token(request: web.Request) -> str | None:
     value = value.strip()
     if not value or len(value) > 512:
         raise BadRequest(f"{TOKEN_HEADER} is empty or too long")
+    if not (value.isascii() and value.isprintable()):
+        # aiohttp hands undecodable header bytes over as surrogates; tokens are URL-safe ASCII.
+        raise BadRequest(f"{TOKEN_HEADER} must be printable ASCII")
     return value
 
 
@@ -223,20 +246,34 @@ async def _errors(
         return _error(InternalError("internal error; see the daemon log"))
 
 
+def _for(actor: Actor, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What a caller sees: remote peers get secrets redacted from every text (command output in
+    step results and errors can quote a config line)."""
+    if actor.kind == "remote":
+        return dict(redact.redact_doc(doc))
+    return dict(doc)
+
+
 def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
     routes = web.RouteTableDef()
 
     @routes.get("/v1/version")
     async def version(request: web.Request) -> web.Response:
+        actor_for(request, "version")  # any user locally; a peer token on the TLS listener
         return _ok(
             {"version": __version__, "api": API_VERSION, "capabilities": service.capabilities()}
         )
 
     @routes.get("/v1/status")
     async def status(request: web.Request) -> web.Response:
-        actor_for(request, "status")
-        return _ok(await service.status())
+        actor = actor_for(request, "status")
+        doc = await service.status()
+        if actor.kind == "remote":
+            if isinstance(doc.get("probes"), Mapping):
+                doc = {**doc, "probes": redact.probes_pass_fail(doc["probes"])}
+            doc = redact.redact_doc(doc)
+        return _ok(doc)
 
     @routes.post("/v1/transactions")
     async def start(request: web.Request) -> web.Response:
@@ -246,9 +283,9 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
 
     @routes.get("/v1/transactions/{id}")
     async def get(request: web.Request) -> web.Response:
-        actor_for(request, "status")
+        actor = actor_for(request, "status")
         tid = _txn_id(request)
-        return _ok(await service.get(tid or "current"))
+        return _ok(_for(actor, await service.get(tid or "current")))
 
     @routes.post("/v1/transactions/{id}/arm")
     async def arm(request: web.Request) -> web.Response:
@@ -256,6 +293,9 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
         body = await read_body(request, "arm")
         if "timeout_s" not in body:
             raise BadRequest("field 'timeout' is required for arm")
+        if body.get("force") and actor.kind == "remote":
+            # force re-arms a file set that was already rolled back: the local admin's call only
+            raise NotPermitted("only local root may force an arm")
         return _ok(await service.arm(actor, _txn_id(request), _token(request), body))
 
     @routes.post("/v1/transactions/{id}/confirm")
@@ -273,24 +313,26 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
 
     @routes.get("/v1/history")
     async def history(request: web.Request) -> web.Response:
-        actor_for(request, "status")
+        actor = actor_for(request, "status")
         try:
             limit = int(request.query.get("limit", "20"))
         except ValueError:
             raise BadRequest("limit must be an integer") from None
         if not 1 <= limit <= 1000:
             raise BadRequest("limit must be between 1 and 1000")
-        return _ok(await service.history(limit))
+        return _ok(_for(actor, await service.history(limit)))
 
+    # File contents and the rollback plan: their own peer operation, not granted by default.
     @routes.get("/v1/plan")
     async def preview(request: web.Request) -> web.Response:
-        actor_for(request, "status")
-        return _ok(await service.preview())
+        actor = actor_for(request, "diff")
+        return _ok(_for(actor, await service.preview()))
 
     @routes.get("/v1/diff")
     async def diff(request: web.Request) -> web.Response:
-        actor_for(request, "status")
-        return _ok(await service.diff())
+        actor = actor_for(request, "diff")
+        doc = await service.diff()
+        return _ok(_for(actor, {**doc, "files": redact.redact_files(doc.get("files", []))}))
 
     app.add_routes(routes)
     return app

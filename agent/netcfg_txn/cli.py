@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import stat
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from netcfg_txn import __version__, client
 from netcfg_txn import config as configmod
 from netcfg_txn.cli_probes import probe_options
 from netcfg_txn.cli_remote import peer, remote
+from netcfg_txn.display import escape, escape_line
 from netcfg_txn.errors import (
     ExitCode,
     Failed,
@@ -43,19 +45,19 @@ class Output:
         if self.as_json:
             click.echo(json.dumps({"ok": True, **doc}, indent=2, sort_keys=True))
         elif human:
-            click.echo(human)
+            click.echo(escape(human))  # labels, paths, command output: never terminal controls
 
     def error(self, e: NetcfgTxnError) -> None:
         if self.as_json:
             click.echo(json.dumps({"ok": False, "error": e.to_json()}, indent=2, sort_keys=True))
             return
-        click.echo(f"error: {e.message}", err=True)
+        click.echo(f"error: {escape(e.message)}", err=True)
         if e.hint:
-            click.echo(f"hint: {e.hint}", err=True)
+            click.echo(f"hint: {escape(e.hint)}", err=True)
 
     def info(self, text: str) -> None:
         if not self.as_json:
-            click.echo(text, err=True)
+            click.echo(escape(text), err=True)
 
 
 def when(wall_s: float | None) -> str:
@@ -198,9 +200,7 @@ def start(
     t = doc["transaction"]
     _warn(c, doc)
     if token_file:
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(doc["token"] + "\n")
+        _write_token_file(token_file, doc["token"])
     human = (
         f"Transaction {t['id']} started: {t['file_count']} files snapshotted.\n"
         f"Deadline: {when(t['deadline_wall_s'])} (in {configmod.format_duration(t['timeout_s'])}). "
@@ -228,6 +228,23 @@ def _changed_human(doc: dict[str, Any], verb: str) -> list[str]:
         lines.append(f"  edited after the last extend ({len(later)}):")
         lines += [f"    {p}" for p in later]
     return lines
+
+
+def _write_token_file(path: str, token: str) -> None:
+    """The token, readable by its owner only: an existing file is truncated and made 0600 before
+    the token is written (open's mode applies only to a file it creates)."""
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600
+    )
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"--token-file {path}: not a regular file")
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+        os.write(fd, (token + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _token_opts(f: Any) -> Any:
@@ -507,7 +524,7 @@ def try_(
 
     body: dict[str, Any] = {
         "allow_pending": allow_pending,
-        "label": "try: " + " ".join(command)[:150],
+        "label": escape_line("try: " + " ".join(command))[:150],
         **probe_request,
     }
     if timeout is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from netcfg_txn.display import escape
 from netcfg_txn.errors import ConfigError, UsageError
 from netcfg_txn.remote import RemoteClient, parse_hostport, read_secret
 from netcfg_txn.tlsconf import RemoteConfig
@@ -44,7 +45,7 @@ def _emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
     if _parent(ctx)[0]:
         click.echo(json.dumps({"ok": True, **doc}, indent=2, sort_keys=True))
     elif human:
-        click.echo(human)
+        click.echo(escape(human))  # a remote host's labels and messages: no terminal controls
 
 
 def _wall(txn: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ errors naming the file and key (exit 78).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -30,14 +31,29 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, 
 _SIZE_UNITS |= {"G": 1 << 30, "GiB": 1 << 30}
 
 
+# Longer than any sane deadline, short enough that deadline arithmetic never overflows.
+MAX_DURATION_S = 10 * 366 * 86400.0
+_MAX_DURATION_TEXT = 64
+
+
 def parse_duration(text: str | int | float) -> float:
-    """``90``, ``90s``, ``5m``, ``1h``, ``1h30m`` -> seconds. Raises ValueError."""
+    """``90``, ``90s``, ``5m``, ``1h``, ``1h30m`` -> seconds. Raises ValueError.
+
+    NaN, infinities and anything over ten years are refused: a NaN deadline compares false with
+    everything (the timer fires at once) and infinities do not survive JSON.
+    """
     if isinstance(text, bool):
         raise ValueError("not a duration")
     if isinstance(text, int | float):
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ValueError("must be a finite number of seconds")
         if text <= 0:
             raise ValueError("must be positive")
+        if text > MAX_DURATION_S:
+            raise ValueError("longer than ten years")
         return float(text)
+    if len(text) > _MAX_DURATION_TEXT:
+        raise ValueError(f"not a duration: longer than {_MAX_DURATION_TEXT} characters")
     s = text.strip()
     pos, total = 0, 0.0
     while pos < len(s):
@@ -48,6 +64,8 @@ def parse_duration(text: str | int | float) -> float:
         pos = m.end()
     if not s or total <= 0:
         raise ValueError(f"not a positive duration: {text!r}")
+    if not math.isfinite(total) or total > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is longer than ten years")
     return total
 
 
@@ -161,6 +179,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
             15.0,
             "how long after the deadline the systemd backstop rolls back if the daemon has not",
         ),
+        "min": (parse_duration, 5.0, "shortest timeout start/extend accept"),
     },
     "state": {
         "dir": (_abs_path, str(DEFAULT_STATE_DIR), "persistent state (never tmpfs)"),
@@ -214,11 +233,18 @@ class Config:
     backstop_grace_s: float = 15.0
     # Every SCHEMA key as parsed, under its TOML name ('config show' prints them as written).
     settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    timeout_min_s: float = 5.0
 
     def check_timeout(self, seconds: float | None) -> float:
         t = self.timeout_default_s if seconds is None else seconds
-        if t <= 0:
-            raise UsageError("timeout must be positive")
+        if not math.isfinite(t) or t <= 0:
+            raise UsageError("timeout must be a positive, finite number of seconds")
+        if t < self.timeout_min_s:
+            # Shorter than a confirm can possibly round-trip: it would only ever roll back.
+            raise UsageError(
+                f"timeout {t:g}s is under the minimum {format_duration(self.timeout_min_s)}",
+                hint="lower [timer] min in the configuration if you really need shorter",
+            )
         if t > self.timeout_max_s:
             raise UsageError(
                 f"timeout {format_duration(t)} is over the maximum "
@@ -271,6 +297,9 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
     if v["timer"]["default"] > v["timer"]["max"]:
         where = origin.get("timer.default") or origin.get("timer.max") or "defaults"
         raise ConfigError(f"{where}: [timer] default is longer than [timer] max")
+    if not v["timer"]["min"] <= v["timer"]["default"]:
+        where = origin.get("timer.min") or origin.get("timer.default") or "defaults"
+        raise ConfigError(f"{where}: [timer] min is longer than [timer] default")
     f, a = v["files"], v["apply"]
     if a["backend"] == "command" and not (a["down_command"] or a["up_command"]):
         where = origin.get("apply.backend", "config")
@@ -285,6 +314,7 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         limits=Limits(f["max_file_size"], f["max_total_size"]),
         timeout_default_s=v["timer"]["default"],
         timeout_max_s=v["timer"]["max"],
+        timeout_min_s=v["timer"]["min"],
         state_dir=state_dir or Path(v["state"]["dir"]),
         history=v["state"]["history"],
         lock_timeout_s=v["state"]["lock_timeout"],

@@ -32,10 +32,14 @@ from netcfg_txn import sd
 from netcfg_txn.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.fsutil import atomic_write, fsync_dir, under
 from netcfg_txn.model import Actor
+from netcfg_txn.tlsconf import Subject, format_dn, parse_dn
 
 log = logging.getLogger(__name__)
 
-OPERATIONS: tuple[str, ...] = ("start", "arm", "confirm", "rollback", "status")
+OPERATIONS: tuple[str, ...] = ("start", "arm", "confirm", "rollback", "status", "diff")
+# What a peer added without --operations may do. ``diff`` (file contents, secrets redacted, and
+# the rollback plan) is granted only by name: a controller that confirms needs no file contents.
+DEFAULT_OPERATIONS = frozenset(OPERATIONS) - {"diff"}
 # Every authenticated peer may ask for the version and capabilities, whatever its operations.
 ANY_PEER_OPERATIONS = frozenset({"version"})
 
@@ -51,7 +55,7 @@ class Peer:
     name: str
     token_sha256: str
     expires_wall_s: float | None = None
-    operations: frozenset[str] = frozenset(OPERATIONS)
+    operations: frozenset[str] = DEFAULT_OPERATIONS
     client_subject: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -125,7 +129,7 @@ def peer_from_toml(table: Mapping[str, Any], where: str) -> Peer:
     expires = None
     if "expires" in table:
         expires = parse_time(table["expires"], f"{where}: expires")
-    operations = frozenset(OPERATIONS)
+    operations = DEFAULT_OPERATIONS
     if "operations" in table:
         operations = parse_operations(table["operations"], f"{where}: operations")
     subject = table.get("client_subject")
@@ -142,7 +146,7 @@ def peer_to_toml(peer: Peer) -> str:
     ]
     if peer.expires_wall_s is not None:
         lines.append(f'expires = "{_format_time(peer.expires_wall_s)}"')
-    if peer.operations != frozenset(OPERATIONS):
+    if peer.operations != DEFAULT_OPERATIONS:
         lines.append(
             "operations = [" + ", ".join(f'"{op}"' for op in sorted(peer.operations)) + "]"
         )
@@ -159,25 +163,36 @@ def _toml_string(s: str) -> str:
     )
 
 
-def subject_matches(expected: str, presented: str | None) -> bool:
-    """``expected`` is a full DN (``CN=a,O=b``, as tlsconf renders it) or a bare CN."""
+def subject_matches(expected: str, presented: Subject | str | None) -> bool:
+    """``expected`` is a full DN (``CN=a,O=b``, RFC 4514 escapes) or a bare CN.
+
+    Compared attribute by attribute against the certificate's structured subject, never as text:
+    a certificate whose CN is ``mallory,CN=ansible`` has one CN, and it is not ``ansible``. A bare
+    CN matches a subject with exactly one CN equal to it.
+    """
     if presented is None:
         return False
-    if "=" in expected:
-        return _norm_dn(expected) == _norm_dn(presented)
-    for rdn in presented.split(","):
-        key, _, value = rdn.partition("=")
-        if key.strip().upper() == "CN" and value.strip() == expected:
-            return True
-    return False
+    if isinstance(presented, str):
+        try:
+            presented = parse_dn(presented)
+        except ValueError:
+            return False
+    if _has_unescaped_eq(expected):
+        try:
+            want = parse_dn(expected)
+        except ValueError:
+            return False
+        return _fold(want) == _fold(presented)
+    cns = [v for k, v in presented if k.upper() == "CN"]
+    return cns == [expected.strip()]
 
 
-def _norm_dn(dn: str) -> str:
-    parts = []
-    for rdn in dn.split(","):
-        key, _, value = rdn.partition("=")
-        parts.append(f"{key.strip().upper()}={value.strip()}")
-    return ",".join(parts)
+def _has_unescaped_eq(text: str) -> bool:
+    return re.search(r"(?<!\\)=", text) is not None
+
+
+def _fold(subject: Subject) -> tuple[tuple[str, str], ...]:
+    return tuple((k.upper(), v) for k, v in subject)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +206,7 @@ class PeerDb:
     def authenticate(
         self,
         bearer: str | None,
-        client_subject: str | None,
+        client_subject: Subject | str | None,
         operation: str,
         now_wall_s: float,
         *,
@@ -221,7 +236,12 @@ class PeerDb:
         if found.client_subject is not None and not subject_matches(
             found.client_subject, client_subject
         ):
-            got = "no client certificate" if client_subject is None else f"subject {client_subject}"
+            if client_subject is None:
+                got = "no client certificate"
+            elif isinstance(client_subject, str):
+                got = f"subject {client_subject}"
+            else:
+                got = f"subject {format_dn(client_subject)}"
             raise NotPermitted(
                 f"peer {found.name} is bound to client certificate {found.client_subject}, "
                 f"got {got}"
@@ -305,23 +325,32 @@ def load_peers(
         raise ConfigError(f"{path}: cannot read peers_dir: {e.strerror}") from None
     peers: list[Peer] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
     for name in names:
         if name.startswith(".") or not name.endswith(".toml"):
             continue
         try:
-            peer = _read_peer_file(path / name, expected_uid)
-            if peer.token_sha256 in seen:
-                raise ConfigError(
-                    f"{path / name}: token_sha256: same token as peer {seen[peer.token_sha256]}"
-                )
+            peers.append(_read_peer_file(path / name, expected_uid))
         except ConfigError as e:
             if strict:
                 raise
             problems.append(e.message)
-            continue
-        seen[peer.token_sha256] = peer.name
-        peers.append(peer)
+    # Two files with one token: the copy left behind when a peer was revoked by renaming, or a
+    # pasted file. Whichever name is kept, the other's holder keeps working under it; refuse both.
+    by_hash: dict[str, list[str]] = {}
+    for peer in peers:
+        by_hash.setdefault(peer.token_sha256, []).append(peer.name)
+    shared = {h: n for h, n in by_hash.items() if len(n) > 1}
+    if shared:
+        for names_ in shared.values():
+            msg = (
+                f"{path}: peers {', '.join(names_)} have the same token_sha256; "
+                "all of them are refused until each has its own token (peer add --rotate NAME)"
+            )
+            log.critical("peers: %s", msg)
+            if strict:
+                raise ConfigError(msg)
+            problems.append(msg)
+        peers = [p for p in peers if p.token_sha256 not in shared]
     return PeerDb(tuple(peers), tuple(problems))
 
 
@@ -350,7 +379,7 @@ def add_peer(
     else:
         expires_s = parse_time(expires, "--expires")
     ops = (
-        frozenset(OPERATIONS)
+        DEFAULT_OPERATIONS
         if operations is None
         else parse_operations(list(operations), "--operations")
     )

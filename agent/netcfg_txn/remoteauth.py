@@ -4,8 +4,8 @@
 ``api.py`` mounts the same routes on the Unix socket and on these sites; for a request that came in
 over TCP it calls ``RemoteAuth(request, operation)`` before anything else. Failed authentications
 (bad peer token here, bad per-transaction token reported back through ``failed``) are counted per
-source address; a source over its budget gets 429 before its credentials are looked at, and is not
-logged again until it has tokens again, so a flood cannot fill the journal.
+source address; a failure from a source over its budget gets 429 and is not logged again until the
+source has tokens again, so a flood cannot fill the journal. Valid credentials are never limited.
 """
 
 from __future__ import annotations
@@ -72,19 +72,22 @@ class RemoteAuth:
         self._clock = clock
 
     def __call__(self, request: web.BaseRequest, operation: str) -> Actor:
+        # Credentials first: a valid peer token is never refused for its address (a controller
+        # behind the same NAT or /64 as an attacker must still get its confirm through). Only a
+        # failure looks at the source's budget, and only failures spend it.
         addr = peer_address(request)
         now = self._clock.now()
-        if self._limiter.blocked(addr, now.boottime_s):
-            wait = self._limiter.retry_after_s(addr, now.boottime_s)
-            raise RateLimited(
-                f"too many failed authentications from {addr}; retry in {wait:.0f}s",
-                details={"retry_after_s": round(wait, 1)},
-            )
         try:
             actor = self._peers().authenticate(
                 bearer_token(request), client_subject(request), operation, now.wall_s
             )
         except NotPermitted as e:
+            if self._limiter.blocked(addr, now.boottime_s):
+                wait = self._limiter.retry_after_s(addr, now.boottime_s)
+                raise RateLimited(
+                    f"too many failed authentications from {addr}; retry in {wait:.0f}s",
+                    details={"retry_after_s": round(wait, 1)},
+                ) from None
             self._count(addr, now.boottime_s, operation, e)
             raise
         return dataclasses.replace(actor, address=addr)

@@ -8,7 +8,6 @@ not import aiohttp, so the CLI's remote client stays quick to start.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -148,6 +147,14 @@ class RemoteConfig:
             )
         if plaintext and client_ca is not None:
             raise ConfigError(f"{where}: remote.client_ca: client certificates need TLS")
+        if plaintext:
+            for host, port in listen:
+                if not _loopback(host):
+                    raise ConfigError(
+                        f"{where}: remote.insecure_plaintext: plain HTTP is only allowed on "
+                        f"loopback, not on {host}:{port}",
+                        hint="configure tls_cert/tls_key, or tunnel to 127.0.0.1 (ssh -L)",
+                    )
         return cls(
             listen=listen,
             tls_cert=cert,
@@ -167,6 +174,34 @@ class RemoteConfig:
             max_connections_per_source=_int(
                 table, "max_connections_per_source", 8, 1, MAX_CONNECTIONS, f"{where}: remote"
             ),
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere
+
+
+# Forward secrecy and AEAD only, for TLS 1.2 (TLS 1.3 suites are all AEAD already).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!SHA1:!SHA256:!SHA384"
+
+
+def _check_key_file(key: Path) -> None:
+    """The private key must be root's alone: anyone who can read it can impersonate the host."""
+    try:
+        st = os.stat(key)
+    except OSError:
+        return  # _readable reports it
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != 0 or mode & 0o077:
+        raise ConfigError(
+            f"remote.tls_key: {key} must be owned by root with mode 0600 "
+            f"(it is uid {st.st_uid}, mode {mode:04o})",
+            hint=f"chown root:root {key} && chmod 600 {key}",
         )
 
 
@@ -217,11 +252,11 @@ def server_context(cfg: RemoteConfig, root: Path = Path("/")) -> ssl.SSLContext:
         raise ConfigError("remote.tls_cert: tls_cert and tls_key are required for TLS")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
     key = _under(root, cfg.tls_key)
+    _readable(key, "tls_key")
+    _check_key_file(key)
     _load_chain(ctx, _under(root, cfg.tls_cert), key, "tls_")
-    with contextlib.suppress(OSError):
-        if stat.S_IMODE(os.stat(key).st_mode) & 0o077:
-            log.warning("remote.tls_key %s is readable by group or others; use mode 0600", key)
     if cfg.client_ca is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
         _load_ca(ctx, _under(root, cfg.client_ca), "client_ca")
@@ -243,6 +278,7 @@ def client_context(
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
         _load_ca(ctx, Path(ca_file), "ca")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
     if client_key is not None and client_cert is None:
         raise ConfigError("client_key given without client_cert")
     if client_cert is not None:
@@ -272,22 +308,82 @@ _SHORT = {
 }
 
 
-def subject_dn(peercert: Mapping[str, Any] | None) -> str | None:
-    """A verified peer certificate's subject as ``CN=…,O=…`` (most specific first). Pure."""
+# A certificate subject as (attribute, value) pairs, most specific first (``CN`` before ``O``).
+# Compared as a structure, never as rendered text: a CN of "mallory,CN=ansible" is one value.
+Subject = tuple[tuple[str, str], ...]
+
+
+def subject_attrs(peercert: Mapping[str, Any] | None) -> Subject | None:
+    """A verified peer certificate's subject as structured pairs. Pure."""
     if not peercert or "subject" not in peercert:
         return None
-    parts = [
-        f"{_SHORT.get(k, k)}={v}"
+    pairs = [
+        (_SHORT.get(k, k), v)
         for rdn in peercert["subject"]
         for (k, v) in rdn
-        if isinstance(v, str)
+        if isinstance(k, str) and isinstance(v, str)
     ]
-    return ",".join(reversed(parts)) or None
+    return tuple(reversed(pairs)) or None
 
 
-def client_subject(request: _Request) -> str | None:
+def _escape_value(v: str) -> str:
+    out = "".join("\\" + c if c in ',+"\\<>;=' else c for c in v)
+    if out.startswith((" ", "#")):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def format_dn(subject: Subject) -> str:
+    """RFC 4514 text (special characters escaped), for messages and ``client_subject`` config."""
+    return ",".join(f"{k}={_escape_value(v)}" for k, v in subject)
+
+
+def parse_dn(text: str) -> Subject:
+    """``CN=a,O=b`` (RFC 4514 escapes: ``\\,`` and ``\\2C``) → pairs. Raises ValueError."""
+    pairs: list[tuple[str, str]] = []
+    key, buf, in_value, i = "", [], False, 0
+    while i <= len(text):
+        c = text[i] if i < len(text) else ","
+        if c == "\\" and i + 1 < len(text):
+            nxt = text[i + 1 : i + 3]
+            if re.fullmatch(r"[0-9A-Fa-f]{2}", nxt):
+                buf.append(chr(int(nxt, 16)))
+                i += 3
+            else:
+                buf.append(text[i + 1])
+                i += 2
+            continue
+        if c == "=" and not in_value:
+            key, buf, in_value = "".join(buf).strip(), [], True
+        elif c in ",+" and i <= len(text):
+            if not in_value or not key:
+                raise ValueError(f"{text!r}: expected ATTR=VALUE pairs separated by commas")
+            pairs.append((_canonical_attr(key), "".join(buf).strip()))
+            key, buf, in_value = "", [], False
+        else:
+            buf.append(c)
+        i += 1
+    return tuple(pairs)
+
+
+def _canonical_attr(key: str) -> str:
+    upper = {v.upper(): v for v in _SHORT.values()}
+    long = {k.upper(): v for k, v in _SHORT.items()}
+    k = key.strip().upper()
+    return upper.get(k) or long.get(k) or key.strip()
+
+
+def subject_dn(peercert: Mapping[str, Any] | None) -> str | None:
+    """A verified peer certificate's subject as ``CN=…,O=…`` text (most specific first). Pure."""
+    attrs = subject_attrs(peercert)
+    return format_dn(attrs) if attrs else None
+
+
+def client_subject(request: _Request) -> Subject | None:
     """The subject of the TLS client certificate the server verified, or None (no cert, no TLS)."""
     transport = request.transport
     if transport is None:
         return None
-    return subject_dn(transport.get_extra_info("peercert"))
+    return subject_attrs(transport.get_extra_info("peercert"))

@@ -18,6 +18,7 @@ CONFIG = """\
 presets = ["ifupdown", "networkd", "networkmanager", "netplan"]
 include = ["/etc/sysconfig/network-scripts/ifcfg-*"]
 [timer]
+min = "1s"
 default = "1h"
 max = "24h"
 [apply]

@@ -36,6 +36,7 @@ BASE_CONFIG = """\
 presets = ["ifupdown"]
 [timer]
 default = "3s"
+min = "1s"
 max = "1h"
 [state]
 lock_timeout = "5s"

@@ -131,6 +131,7 @@ presets = []
 include = ["/etc/nct/*.conf"]
 [timer]
 default = "{timeout}"
+min = "1s"
 [state]
 dir = "{self.dir / "state"}"
 [apply]

@@ -21,13 +21,13 @@ SH = ("/bin/sh", "-c", 'command -v "$1"', "sh")
 @pytest.mark.parametrize(
     ("stack", "down", "up", "reload"),
     [
-        (Stack.IFUPDOWN, ["ifdown", "--force"], ["ifup"], []),
+        (Stack.IFUPDOWN, ["ifdown", "--force", "--"], ["ifup", "--"], []),
         (Stack.IFUPDOWN2, ["ifdown"], ["ifup"], []),
         (Stack.IFCFG, ["ifdown"], ["ifup"], []),
         (
             Stack.NETWORKD,
-            ["networkctl", "down"],
-            ["networkctl", "reconfigure"],
+            ["networkctl", "down", "--"],
+            ["networkctl", "reconfigure", "--"],
             [("networkctl", "reload")],
         ),
         (
@@ -67,11 +67,11 @@ def test_a_failing_command_is_reported_and_the_rest_still_run(stack: Stack):
 
 
 def test_a_missing_tool_or_timeout_is_a_failed_step_too():
-    argv = ("ifup", "eth0")
+    argv = ("ifup", "--", "eth0")
     run = FakeRunner({argv: CommandFailed(argv, 127, "ifup: command not found")})
     results = get_backend(Stack.IFUPDOWN, ApplySettings()).up(["eth0", "eth1"], run)
     assert results[0] == StepResult(
-        "up", "eth0", False, "ifup eth0 failed (127): ifup: command not found"
+        "up", "eth0", False, "ifup -- eth0 failed (127): ifup: command not found"
     )
     assert results[1].ok
 
@@ -113,10 +113,10 @@ def test_netplan_routes_each_interface_to_its_renderer():
     netplan.up(["eth0", "wlan0"], run, connection_ids={"wlan0": "netplan-wlan0"})
     netplan.down(["wlan0", "eth0"], run, connection_ids={"wlan0": "netplan-wlan0"})
     assert [c for c in run.effects() if c not in (NM_STATUS, NETWORKD_LIST)] == [
-        ("networkctl", "reconfigure", "eth0"),
+        ("networkctl", "reconfigure", "--", "eth0"),
         ("nmcli", "connection", "up", "id", "netplan-wlan0"),
         ("nmcli", "device", "disconnect", "wlan0"),
-        ("networkctl", "down", "eth0"),
+        ("networkctl", "down", "--", "eth0"),
     ]
 
 
@@ -127,7 +127,7 @@ def test_netplan_without_networkd_sends_unlabelled_interfaces_to_networkmanager(
     assert run.effects()[-1] == ("nmcli", "connection", "up", "ifname", "eth0")
 
 
-def test_command_stack_quotes_the_name_into_the_shell_command():
+def test_command_stack_passes_the_name_as_a_positional_parameter():
     settings = ApplySettings(
         backend="command",
         down_command="ip link set {ifname} down",
@@ -140,10 +140,10 @@ def test_command_stack_quotes_the_name_into_the_shell_command():
     cmd.reload(run)
     cmd.up(["eth0"], run)
     assert run.calls == [
-        ("/bin/sh", "-c", "ip link set eth0 down"),
-        ("/bin/sh", "-c", "ip link set 'odd;name' down"),
+        ("/bin/sh", "-c", 'ip link set "$1" down', "netcfg-txn", "eth0"),
+        ("/bin/sh", "-c", 'ip link set "$1" down', "netcfg-txn", "odd;name"),
         ("/bin/sh", "-c", "systemctl reload my-network"),
-        ("/bin/sh", "-c", "ifup eth0 && logger up eth0"),
+        ("/bin/sh", "-c", 'ifup "$1" && logger up "$1"', "netcfg-txn", "eth0"),
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -286,12 +287,14 @@ def test_rate_limit_per_source(pki: Pki, serve: Callable[..., Server]) -> None:
         bad.version()
     assert e.value.code == "rate-limited" and e.value.exit_code == ExitCode.NOPERM
     assert e.value.details["retry_after_s"] == pytest.approx(12.0)
-    # even the right token is refused while the source is over its budget...
-    with pytest.raises(RateLimited):
-        _client(pki, srv.port).version()
-    # ...and accepted again once a token has refilled (12 s at 5/min)
-    srv.clock.t += 12.5
+    # the right token is never refused for its source (a controller behind the attacker's NAT)
     assert _client(pki, srv.port).version()["api"] == 1
+    # a wrong one is refused until a token has refilled (12 s at 5/min)
+    srv.clock.t += 12.5
+    with pytest.raises(BadToken):
+        bad.version()
+    with pytest.raises(RateLimited):
+        bad.version()
     # successes never consume the budget
     for _ in range(20):
         _client(pki, srv.port).version()
@@ -326,13 +329,18 @@ def test_server_context_errors(pki: Pki, tmp_path: Path) -> None:
     (fake / "etc/tls").mkdir(parents=True)
     (fake / "etc/tls/c.pem").write_bytes(pki.server_cert.read_bytes())
     (fake / "etc/tls/k.pem").write_bytes(pki.server_key.read_bytes())
-    ctx = server_context(
-        RemoteConfig(
-            tls_cert=PurePosixPath("/etc/tls/c.pem"), tls_key=PurePosixPath("/etc/tls/k.pem")
-        ),
-        fake,
+    faked = RemoteConfig(
+        tls_cert=PurePosixPath("/etc/tls/c.pem"), tls_key=PurePosixPath("/etc/tls/k.pem")
     )
-    assert ctx is not None
+    (fake / "etc/tls/k.pem").chmod(0o644)  # a key others can read is refused, not warned about
+    with pytest.raises(ConfigError, match="must be owned by root with mode 0600.*mode 0644"):
+        server_context(faked, fake)
+    (fake / "etc/tls/k.pem").chmod(0o600)
+    os.chown(fake / "etc/tls/k.pem", 65534, 0)
+    with pytest.raises(ConfigError, match="must be owned by root.*uid 65534"):
+        server_context(faked, fake)
+    os.chown(fake / "etc/tls/k.pem", 0, 0)
+    assert server_context(faked, fake) is not None
 
 
 def test_client_context_errors(pki: Pki, tmp_path: Path) -> None:

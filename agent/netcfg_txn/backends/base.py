@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
+from netcfg_txn import ifname as ifname_mod
 from netcfg_txn.errors import CommandFailed, ConfigError
 from netcfg_txn.model import StepResult
 from netcfg_txn.runner import Completed, Runner
@@ -169,6 +170,10 @@ class Backend(abc.ABC):
     # True: the stack applies config after its command returned (a daemon: networkd, NM), so
     # the live state is polled, and dropped routes are left to it for a moment.
     asynchronous: ClassVar[bool] = False
+    # The stack's tools take "--" before operands (getopt), so a name can never be an option.
+    end_of_options: ClassVar[bool] = False
+    # Interface names may be logical aliases with ':' (ifupdown's eth0:1).
+    alias_names: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, stack: Stack, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -222,6 +227,19 @@ class Backend(abc.ABC):
     def _each(
         self, action: str, ifnames: Sequence[str], argv: Sequence[str], run: Runner
     ) -> list[StepResult]:
-        """``argv + [ifname]`` for each name, continuing past failures."""
+        """``argv + [--] + [ifname]`` for each name, continuing past failures."""
         t = self.settings.timeout_s
-        return [command_step(action, n, [*argv, n], run, t) for n in ifnames]
+        eoo = ["--"] if self.end_of_options else []
+        return [
+            refused if (refused := self.refuse_name(action, n)) is not None
+            else command_step(action, n, [*argv, *eoo, n], run, t)
+            for n in ifnames
+        ]  # fmt: skip
+
+    def refuse_name(self, action: str, ifname: str) -> StepResult | None:
+        """A failed step for a name no command may see (from a hostile or broken file)."""
+        why = ifname_mod.problem(ifname, alias=self.alias_names)
+        if why is None:
+            return None
+        log.error("refusing to %s %r: %s", action, ifname, why)
+        return StepResult(action, ifname, False, f"refused: {why}")

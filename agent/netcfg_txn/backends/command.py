@@ -17,6 +17,29 @@ from netcfg_txn.model import StepResult
 from netcfg_txn.runner import Runner
 
 
+def positional_template(template: str) -> str:
+    """``{ifname}`` in an ``[apply]`` command → a reference to sh's first positional parameter,
+    quoted for where it stands: ``"$1"`` outside quotes, ``$1`` inside double quotes, and
+    ``'"$1"'`` (close, insert, reopen) inside single quotes. Pure."""
+    out: list[str] = []
+    i, quote = 0, ""
+    while i < len(template):
+        if template.startswith("{ifname}", i):
+            out.append({"": '"$1"', '"': "$1", "'": "'\"$1\"'"}[quote])
+            i += len("{ifname}")
+            continue
+        c = template[i]
+        if c == "\\" and quote != "'" and i + 1 < len(template):
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if c in "'\"" and quote in ("", c):
+            quote = "" if quote == c else c
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 class Command(Backend, stack=Stack.COMMAND):
     attributes: ClassVar[bool] = False
 
@@ -32,12 +55,13 @@ class Command(Backend, stack=Stack.COMMAND):
         if not template:
             return []
         t = self.settings.timeout_s
+        script = positional_template(template)
+        # The name is sh's "$1", never text in the script: no quoting context can make it code.
         return [
-            command_step(
-                action, n, self._shell(template.replace("{ifname}", shlex.quote(n))), run, t
-            )
+            refused if (refused := self.refuse_name(action, n)) is not None
+            else command_step(action, n, [*self._shell(script), "netcfg-txn", n], run, t)
             for n in ifnames
-        ]
+        ]  # fmt: skip
 
     @staticmethod
     def _shell(command: str) -> list[str]:

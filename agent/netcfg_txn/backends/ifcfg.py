@@ -11,6 +11,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
+from typing import ClassVar
 
 from netcfg_txn.backends.base import Backend, FileConfig, Stack, missing_tools
 from netcfg_txn.errors import ConfigError
@@ -48,6 +49,8 @@ def _yes(value: str | None) -> bool:
 
 
 class Ifcfg(Backend, stack=Stack.IFCFG):
+    alias_names: ClassVar[bool] = True  # ifcfg-eth0:1 alias files
+
     def owns(self, path: PurePosixPath) -> bool:
         return (
             path.parent == DIR

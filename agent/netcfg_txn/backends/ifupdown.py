@@ -72,6 +72,8 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
     # ifupdown insists on "iface NAME FAMILY METHOD"; ifupdown2 accepts a bare "iface NAME".
     min_iface_words: ClassVar[int] = 4
     down_argv: ClassVar[tuple[str, ...]] = ("ifdown", "--force")
+    end_of_options: ClassVar[bool] = True  # ifupdown 0.8 parses with getopt_long
+    alias_names: ClassVar[bool] = True
 
     def owns(self, path: PurePosixPath) -> bool:
         return path == INTERFACES or path.parent == INTERFACES_D

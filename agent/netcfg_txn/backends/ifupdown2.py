@@ -15,3 +15,4 @@ from netcfg_txn.backends.ifupdown import Ifupdown
 class Ifupdown2(Ifupdown, stack=Stack.IFUPDOWN2):
     min_iface_words: ClassVar[int] = 2  # "iface br0" alone is a valid stanza here
     down_argv: ClassVar[tuple[str, ...]] = ("ifdown",)
+    end_of_options: ClassVar[bool] = False  # not verified with its argparse; names are checked

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
+from typing import ClassVar
 
 from netcfg_txn.backends.base import (
     SELF,
@@ -52,6 +53,7 @@ def match_words(section: Section, key: str) -> list[tuple[bool, str]]:
 
 
 class Networkd(Backend, stack=Stack.NETWORKD):
+    end_of_options: ClassVar[bool] = True  # networkctl parses with getopt_long
     asynchronous = True
 
     def owns(self, path: PurePosixPath) -> bool:

@@ -118,7 +118,9 @@ class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
         # deactivated its ports: "This device is not active" means the goal is reached.
         t = self.settings.timeout_s
         return [
-            command_step(
+            refused
+            if (refused := self.refuse_name("down", n)) is not None
+            else command_step(
                 "down",
                 n,
                 nmcli("device", "disconnect", n),
@@ -155,7 +157,9 @@ class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
         ids = connection_ids or {}
         t = self.settings.timeout_s
         return [
-            command_step("up", n, nmcli("connection", "up", "id", ids[n]), run, t)
+            refused
+            if (refused := self.refuse_name("up", n)) is not None
+            else command_step("up", n, nmcli("connection", "up", "id", ids[n]), run, t)
             if n in ids
             # No profile id known (plan made without one): let NetworkManager pick the best.
             else command_step("up", n, nmcli("connection", "up", "ifname", n), run, t)
