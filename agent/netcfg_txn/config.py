@@ -17,7 +17,7 @@ from typing import Any
 
 from netcfg_txn.errors import ConfigError, UsageError
 from netcfg_txn.fileset import PRESETS, FileSet, Limits, check_glob, from_presets
-from netcfg_txn.policy import ProbeSettings
+from netcfg_txn.policy import ProbeSettings, TargetPolicy
 from netcfg_txn.tlsconf import RemoteConfig
 
 DEFAULT_CONFIG = Path("/etc/netcfg-txn/netcfg-txn.toml")
@@ -234,6 +234,7 @@ class Config:
     # Every SCHEMA key as parsed, under its TOML name ('config show' prints them as written).
     settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     timeout_min_s: float = 5.0
+    probe_targets: TargetPolicy = TargetPolicy()
 
     def check_timeout(self, seconds: float | None) -> float:
         t = self.timeout_default_s if seconds is None else seconds
@@ -305,7 +306,9 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         where = origin.get("apply.backend", "config")
         raise ConfigError(f"{where}: [apply] backend = 'command' needs down_command and up_command")
     remote = RemoteConfig.from_toml(values.get("remote", {}), _origin(origin, "remote"))
-    probes = ProbeSettings.from_toml(values.get("probes", {}), _origin(origin, "probes"))
+    probe_table = dict(values.get("probes", {}))
+    probe_targets = TargetPolicy.from_toml(probe_table.pop("allow", []), _origin(origin, "probes"))
+    probes = ProbeSettings.from_toml(probe_table, _origin(origin, "probes"))
     fileset = from_presets(f["presets"], f["include"], f["exclude"])
     if not fileset.include:
         raise ConfigError("[files]: no presets and no include globs: nothing would be managed")
@@ -333,6 +336,7 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         probes=probes,
         backstop_grace_s=v["timer"]["backstop_grace"],
         settings=v,
+        probe_targets=probe_targets,
     )
 
 

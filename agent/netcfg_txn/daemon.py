@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -42,8 +43,8 @@ from netcfg_txn.fdreserve import FdReserve
 from netcfg_txn.model import Actor, Phase, Reason, Txn
 from netcfg_txn.netchoice import make_network
 from netcfg_txn.peers import PeerCache
-from netcfg_txn.policy import ConfirmPolicy, Policy, parse_confirm
-from netcfg_txn.probes import ProbeSupervisor
+from netcfg_txn.policy import ConfirmPolicy, Policy, parse_confirm, probe_host
+from netcfg_txn.probes import ProbeSupervisor, TargetRefused, allowed_address, run_round
 from netcfg_txn.remoteauth import limiter_for, make_remote_auth
 from netcfg_txn.remotelisten import RemoteListener
 
@@ -83,6 +84,7 @@ class Daemon:
         self.listener: RemoteListener | None = None
         # True while file watching covers every managed directory; else status always rescans.
         self.watching: Callable[[], bool] = lambda: False
+        self._views: dict[str, asyncio.Future[Any]] = {}
 
     # ---------------------------------------------------------------------- serialization
 
@@ -237,13 +239,30 @@ class Daemon:
             confirm = self._confirm_policy(t)
             if confirm is not None and confirm.supervised:
                 tid = t.id
+                # A remote peer's probes connect only to addresses [probes] allow permits,
+                # checked again at every round (a name may resolve elsewhere by then).
+                targets = self.engine.cfg.probe_targets if t.actor.kind == "remote" else None
                 self.supervisor = ProbeSupervisor(
                     confirm,
                     lambda: self._probes_passed(tid),
                     lambda why: self._probes_failed(tid, why),
+                    run=functools.partial(run_round, targets=targets),
                     name=tid,
                 )
                 self.supervisor.start()
+
+    async def _check_targets(self, confirm: ConfirmPolicy) -> None:
+        """A remote peer's probes may only reach what ``[probes] allow`` permits."""
+        for probe in confirm.probes:
+            if (host := probe_host(probe)) is None:
+                continue
+            try:
+                await allowed_address(host, self.engine.cfg.probe_targets)
+            except TargetRefused as e:
+                raise NotPermitted(
+                    f"probe {probe.spec!r}: {e}",
+                    hint="the host's [probes] allow lists the networks remote probes may reach",
+                ) from None
 
     async def _probes_passed(self, tid: str) -> None:
         log.info("txn=%s probes passed: committing", tid)
@@ -268,6 +287,8 @@ class Daemon:
 
     async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]:
         confirm = parse_confirm(body, self.engine.cfg.probes)  # BadRequest before any snapshot
+        if actor.kind == "remote":
+            await self._check_targets(confirm)
         policy = None
         if confirm.probes or confirm.policy is not Policy.MANUAL:
             policy = confirm.to_json()
@@ -373,11 +394,21 @@ class Daemon:
         return {"history": await asyncio.to_thread(self.engine.history, limit)}
 
     async def preview(self) -> dict[str, Any]:
-        return await self._locked(self.engine.preview)
+        return dict(await self._coalesced("preview", self.engine.preview))
 
     async def diff(self) -> dict[str, Any]:
-        files = await self._locked(self.engine.diff)
+        files = await self._coalesced("diff", self.engine.diff)
         return {"files": files, "against": self.engine.diff_base()}
+
+    async def _coalesced(self, name: str, fn: Callable[[], T]) -> T:
+        """Read-only views: requests that arrive while one is computed share its result, so a
+        burst of N diffs holds the state lock once, not N times in a row ahead of a commit."""
+        fut = self._views.get(name)
+        if fut is None or fut.done():
+            fut = asyncio.ensure_future(self._locked(fn))
+            self._views[name] = fut
+        result: T = await asyncio.shield(fut)
+        return result
 
     def _public(self, t: Txn) -> dict[str, Any]:
         now = self.engine.clock.now()

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -26,8 +27,10 @@ from netcfg_txn.policy import (
     Probe,
     ProbeKind,
     ProbeSettings,
+    TargetPolicy,
     parse_confirm,
     parse_probe,
+    probe_host,
 )
 
 __all__ = [
@@ -84,7 +87,7 @@ DEFAULT_SETTINGS = ProbeSettings()
 async def _tcp(probe: Probe, timeout_s: float) -> tuple[bool, str]:
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(probe.target, probe.port), timeout_s
+            asyncio.open_connection(probe.address or probe.target, probe.port), timeout_s
         )
     except ConnectionRefusedError:
         return True, "connection refused (host reachable)"
@@ -98,7 +101,7 @@ async def _tcp(probe: Probe, timeout_s: float) -> tuple[bool, str]:
 
 async def _icmp(probe: Probe, timeout_s: float) -> tuple[bool, str]:
     wait = max(1, math.ceil(timeout_s))
-    argv = ("ping", "-n", "-q", "-c", "1", "-W", str(wait), "--", probe.target)
+    argv = ("ping", "-n", "-q", "-c", "1", "-W", str(wait), "--", probe.address or probe.target)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -133,7 +136,10 @@ async def _http(probe: Probe, timeout_s: float) -> tuple[bool, str]:
         async with (
             aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
-                connector=aiohttp.TCPConnector(force_close=True),
+                connector=aiohttp.TCPConnector(
+                    force_close=True,
+                    resolver=_pinned_resolver(probe.address) if probe.address else None,
+                ),
                 trust_env=False,
             ) as session,
             session.request(
@@ -151,6 +157,26 @@ async def _http(probe: Probe, timeout_s: float) -> tuple[bool, str]:
         return False, f"{type(e).__name__}: {e}"
     ok = any(lo <= status <= hi for lo, hi in probe.expect)
     return ok, f"HTTP {status}"
+
+
+def _pinned_resolver(address: str) -> Any:
+    """An aiohttp resolver that answers every name with the one address that was checked."""
+    import aiohttp.abc
+
+    class Pinned(aiohttp.abc.AbstractResolver):
+        async def resolve(  # type: ignore[override,unused-ignore]
+            self, host: str, port: int = 0, family: int = socket.AF_INET
+        ) -> list[dict[str, Any]]:
+            fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+            return [
+                {"hostname": host, "host": address, "port": port, "family": fam,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}
+            ]  # fmt: skip
+
+        async def close(self) -> None:
+            pass
+
+    return Pinned()
 
 
 async def _iface(probe: Probe, sys_class_net: Path) -> tuple[bool, str]:
@@ -175,13 +201,48 @@ async def _iface(probe: Probe, sys_class_net: Path) -> tuple[bool, str]:
     return False, f"operstate {state}"
 
 
+async def allowed_address(host: str, targets: TargetPolicy, timeout_s: float = 5.0) -> str:
+    """The first address of ``host`` the policy allows; TargetRefused if none (or none resolve).
+
+    Probes of a remote peer's transaction connect to this address, never to the name again, so a
+    name that resolves elsewhere later (DNS rebinding) cannot get past the check."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout_s
+        )
+    except (OSError, TimeoutError) as e:
+        raise TargetRefused(f"cannot resolve {host}: {getattr(e, 'strerror', None) or e}") from None
+    why = "no address"
+    for info in infos:
+        address = str(info[4][0])
+        why = targets.refusal(address) or ""
+        if not why:
+            return address
+    raise TargetRefused(f"target {host} not allowed: {why}")
+
+
+class TargetRefused(Exception):
+    """A remote peer's probe target is outside what ``[probes] allow`` permits."""
+
+
 async def run_probe(
-    probe: Probe, settings: ProbeSettings, sys_class_net: Path = SYS_CLASS_NET
+    probe: Probe,
+    settings: ProbeSettings,
+    sys_class_net: Path = SYS_CLASS_NET,
+    targets: TargetPolicy | None = None,
 ) -> ProbeResult:
     timeout_s = probe.timeout_s if probe.timeout_s is not None else settings.timeout_s
     retries = probe.retries if probe.retries is not None else settings.retries
     started = time.monotonic()
     ok, detail, attempt = False, "not run", 0
+    if targets is not None and (host := probe_host(probe)) is not None:
+        try:
+            address = await allowed_address(host, targets, timeout_s)
+        except TargetRefused as e:
+            log.warning("probe %s refused: %s", probe.spec, e)
+            return ProbeResult(probe.spec, False, str(e), 0, round(time.monotonic() - started, 3))
+        probe = dataclasses.replace(probe, address=address)
     for attempt in range(1, retries + 2):
         if probe.kind is ProbeKind.TCP:
             ok, detail = await _tcp(probe, timeout_s)
@@ -201,9 +262,12 @@ async def run_round(
     probes: Sequence[Probe],
     settings: ProbeSettings = DEFAULT_SETTINGS,
     sys_class_net: Path = SYS_CLASS_NET,
+    targets: TargetPolicy | None = None,
 ) -> RoundResult:
-    """Run every probe once (with its retries), concurrently."""
-    results = await asyncio.gather(*(run_probe(p, settings, sys_class_net) for p in probes))
+    """Run every probe once (with its retries), concurrently. ``targets``: a remote peer's."""
+    results = await asyncio.gather(
+        *(run_probe(p, settings, sys_class_net, targets) for p in probes)
+    )
     return RoundResult(tuple(results))
 
 

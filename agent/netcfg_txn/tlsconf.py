@@ -327,7 +327,7 @@ def subject_attrs(peercert: Mapping[str, Any] | None) -> Subject | None:
 
 
 def _escape_value(v: str) -> str:
-    out = "".join("\\" + c if c in ',+"\\<>;=' else c for c in v)
+    out = "".join("\\" + c if c in ',+"\\<>;' else c for c in v)
     if out.startswith((" ", "#")):
         out = "\\" + out
     if out.endswith(" ") and not out.endswith("\\ "):

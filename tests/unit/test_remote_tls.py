@@ -257,6 +257,64 @@ def test_subject_bound_peer(pki: Pki, serve: Callable[..., Server]) -> None:
     assert e.value.code == "not-permitted" and e.value.exit_code == ExitCode.NOPERM
 
 
+def test_subject_binding_compares_structured_rdns(
+    pki: Pki, serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A CA-signed certificate whose one CN is "mallory,CN=orchestrator1" is not orchestrator1."""
+    from tests.pki import _leaf
+
+    for name in ("ca.pem", "ca.key"):
+        (tmp_path / name).write_bytes((pki.dir / name).read_bytes())
+    ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+    _leaf("mallory", "ca", "/O=netcfg-txn tests/CN=mallory,CN=orchestrator1", ext, tmp_path)
+    srv = serve(client_ca=True)
+    spoof = _client(
+        pki,
+        srv.port,
+        peer_token=BOUND_TOKEN,
+        client_cert=tmp_path / "mallory.pem",
+        client_key=tmp_path / "mallory.key",
+    )
+    with pytest.raises(NotPermitted, match="bound to client certificate orchestrator1") as e:
+        spoof.version()
+    assert "CN=mallory\\,CN=orchestrator1" in e.value.message  # the comma shown escaped
+    assert not any(s.get("actor") and s["actor"].peer == "bound" for s in srv.seen)
+
+
+def test_server_offers_only_aead_suites_over_tls12(pki: Pki, serve: Callable[..., Server]) -> None:
+    import ssl
+
+    srv = serve()
+    for suite, accepted in (
+        ("ECDHE-ECDSA-AES128-SHA256", False),  # CBC + HMAC: refused
+        ("ECDHE-ECDSA-AES128-SHA", False),
+        ("ECDHE-ECDSA-AES128-GCM-SHA256", True),
+    ):
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(suite + ":@SECLEVEL=0")
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw,
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                assert accepted, f"{suite} was accepted"
+                assert tls.version() == "TLSv1.2"
+        except ssl.SSLError:
+            assert not accepted, f"{suite} was refused"
+
+
+def test_plaintext_only_on_loopback() -> None:
+    for host in ("0.0.0.0", "192.0.2.1", "[::]", "mgmt.example"):
+        with pytest.raises(ConfigError, match="plain HTTP is only allowed on loopback"):
+            RemoteConfig.from_toml(
+                {"listen": [f"{host}:7468"], "insecure_plaintext": True}, "x.toml"
+            )
+    for host in ("127.0.0.1", "[::1]", "localhost", "127.0.0.53"):
+        cfg = RemoteConfig.from_toml({"listen": [f"{host}:7468"], "insecure_plaintext": True}, "x")
+        assert cfg.insecure_plaintext
+
+
 # ---------------------------------------------------------------------------------- auth
 
 
