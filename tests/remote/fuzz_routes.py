@@ -26,6 +26,8 @@ ROUTES = [
     ("GET", "/v1/transactions/%2e%2e"),
     ("PUT", "/v1/transactions"),
     ("GET", "/v1/history?limit=-1"),
+    ("GET", "/v1/diff"),
+    ("GET", "/v1/plan"),
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
