@@ -391,8 +391,10 @@ def diff(c: Ctx) -> None:
     try:
         doc = c.call("GET", "/v1/diff")
     except (Unavailable, NotPermitted):
+        from netcfg_txn.redact import redact_files  # as the API serves it: secrets redacted
+
         engine = c.offline_engine()
-        doc = {"files": engine.diff(), "against": engine.diff_base()}
+        doc = {"files": redact_files(engine.diff()), "against": engine.diff_base()}
     parts = []
     for f in doc["files"]:
         parts.append(f.get("diff") or f"--- {f['path']}: {f['change']}: {f.get('detail', '')}\n")
