@@ -59,8 +59,11 @@ class AgentDaemon:
     def start(self, extra_config: str = "") -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # No [files] presets: the default manages every preset's globs, right inside a sandbox.
+        # [timer] min 1s: the expiry tests use a few seconds to keep the tier fast.
+        timer = "" if "[timer]" in extra_config else '[timer]\nmin = "1s"\n'
         self.config.write_text(
-            f'[state]\ndir = "{self.state}"\n[apply]\nbackend = "{self.backend}"\n{extra_config}'
+            f'[state]\ndir = "{self.state}"\n[apply]\nbackend = "{self.backend}"\n'
+            f"{timer}{extra_config}"
         )
         argv = agent_command(
             "netcfg-txnd",
