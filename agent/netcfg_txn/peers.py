@@ -135,6 +135,11 @@ def peer_from_toml(table: Mapping[str, Any], where: str) -> Peer:
     subject = table.get("client_subject")
     if subject is not None and (not isinstance(subject, str) or not subject.strip()):
         raise ConfigError(f"{where}: client_subject: expected a non-empty string")
+    if subject is not None and _has_unescaped_eq(subject):
+        try:
+            parse_dn(subject)
+        except ValueError as e:
+            raise ConfigError(f"{where}: client_subject: {e}") from None
     return Peer(name, digest, expires, operations, subject.strip() if subject else None)
 
 

@@ -317,13 +317,14 @@ def subject_attrs(peercert: Mapping[str, Any] | None) -> Subject | None:
     """A verified peer certificate's subject as structured pairs. Pure."""
     if not peercert or "subject" not in peercert:
         return None
+    # RDNs most specific first; the attributes of a multi-valued RDN (a+b) keep their order.
     pairs = [
         (_SHORT.get(k, k), v)
-        for rdn in peercert["subject"]
+        for rdn in reversed(peercert["subject"])
         for (k, v) in rdn
         if isinstance(k, str) and isinstance(v, str)
     ]
-    return tuple(reversed(pairs)) or None
+    return tuple(pairs) or None
 
 
 def _escape_value(v: str) -> str:

@@ -230,3 +230,34 @@ def test_two_peer_files_with_one_token_are_both_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="same token_sha256"):
         load_peers(d, tmp_path)  # the strict load (peer list) says so too
     assert hash_token(token) in (folder / "ansible.toml").read_text()
+
+
+# ------------------------------------------------------------- 13: structured subject match
+
+
+def test_subjects_are_compared_as_structures() -> None:
+    from netcfg_txn.peers import subject_matches
+    from netcfg_txn.tlsconf import format_dn, subject_attrs
+
+    spoof = {"subject": ((("organizationName", "t"),), (("commonName", "mallory,CN=ansible"),))}
+    attrs = subject_attrs(spoof)
+    assert attrs == (("CN", "mallory,CN=ansible"), ("O", "t"))
+    assert not subject_matches("ansible", attrs)
+    assert not subject_matches("CN=mallory,CN=ansible,O=t", attrs)
+    assert subject_matches("CN=mallory\\,CN=ansible,O=t", attrs)
+    assert format_dn(attrs) == "CN=mallory\\,CN=ansible,O=t"
+    two_cns = {"subject": ((("commonName", "ansible"),), (("commonName", "mallory"),))}
+    assert not subject_matches("ansible", subject_attrs(two_cns))  # exactly one CN
+    multi = {"subject": ((("organizationName", "c"),), (("commonName", "a"), ("OU", "b")))}
+    assert subject_matches("CN=a+OU=b,O=c", subject_attrs(multi))
+    ok = {"subject": ((("organizationName", "t"),), (("commonName", "ansible"),))}
+    assert subject_matches("ansible", subject_attrs(ok))
+    assert subject_matches("cn=ansible, o=t", subject_attrs(ok))
+
+
+def test_a_peer_file_with_a_malformed_subject_is_refused() -> None:
+    from netcfg_txn.peers import peer_from_toml
+
+    table = {"name": "p", "token_sha256": "0" * 64, "client_subject": "CN=a,O"}
+    with pytest.raises(ConfigError, match="client_subject"):
+        peer_from_toml(table, "p.toml")
