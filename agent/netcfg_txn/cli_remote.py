@@ -126,7 +126,8 @@ def _expiry(value: str) -> float | None:
     "operations",
     multiple=True,
     metavar="OPS",
-    help="Allowed operations (start arm confirm rollback status); repeat or comma-separate.",
+    help="Allowed operations: start arm confirm rollback status diff (default: all but diff); "
+    "repeat or comma-separate.",
 )
 @click.option("--client-subject", help="Bind to this TLS client certificate CN or DN.")
 @click.option("--rotate", is_flag=True, help="Replace the token of an existing peer.")
