@@ -228,6 +228,10 @@ async def _errors(
     except NetcfgTxnError as e:
         if isinstance(e, NotPermitted) and "netcfg.remote_op" in request:
             request.app["netcfg.remote_auth"].failed(request, request["netcfg.remote_op"], e)
+        if "netcfg.remote_op" in request:  # a failed rollback's message quotes command output
+            return web.json_response(
+                {"ok": False, "error": redact.redact_doc(e.to_json())}, status=e.http_status
+            )
         return _error(e)
     except OSError as e:  # the state disk is full or failing: say so, not "internal error"
         log.error("%s %s: %s", request.method, request.path, e)

@@ -191,3 +191,23 @@ def test_failures_from_the_controllers_address_never_lock_out_its_valid_token(
         assert lab.peer.call(HOST, "status", token=lab.token)["ok"]
         assert lab.peer.call(HOST, "confirm", tid, ttok, token=lab.token)["ok"]
         assert lab.peer.call(HOST, "status", token="guess")["code"] == "rate-limited"
+
+
+def test_command_output_quoting_a_secret_is_redacted_for_remote_peers(lab: Lab) -> None:
+    """A failed rollback step records the command's output, which can quote a config line."""
+    h = lab.host
+    tid, ttok = _start(lab, timeout="60s")
+    h.write("etc/nct/addr.conf", h.addr + "\n# edited\n")  # a change, so the hook runs
+    (h.dir / "apply.sh").write_text(f'echo "line 3: wpa-psk {SECRET}: bad value" >&2\nexit 1\n')
+    done = lab.peer.call(HOST, "rollback", tid, ttok, token=lab.token)
+    assert not done["ok"] and done["code"] == "failed", done
+    assert SECRET not in done["message"] and "wpa-psk <redacted>" in done["message"]
+    views = [
+        raw(lab, "GET", f"/v1/transactions/{tid}", token=lab.token),
+        raw(lab, "GET", "/v1/history", token=lab.token),
+        raw(lab, "GET", "/v1/status", token=lab.token),
+    ]
+    for v in views:
+        assert v["status"] == 200 and SECRET not in json.dumps(v), v
+    assert "wpa-psk <redacted>" in json.dumps(views[0])
+    assert SECRET in json.dumps(h.local("history"))  # local root sees the record as it is
