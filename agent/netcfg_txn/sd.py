@@ -133,6 +133,17 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return f"<{_priority(record.levelno)}>{msg}" if self._prefix else msg
 
 
+def _redact_secrets(record: logging.LogRecord) -> bool:
+    """Command output in a log line can quote a config line (``wpa-psk …``): never log its value."""
+    from netcfg_txn.redact import redact_text
+
+    text = record.getMessage()
+    clean = redact_text(text)
+    if clean != text:
+        record.msg, record.args = clean, None
+    return True
+
+
 def setup_logging(identifier: str, level: str | int, *, force_stderr: bool = False) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -143,6 +154,7 @@ def setup_logging(identifier: str, level: str | int, *, force_stderr: bool = Fal
     else:
         handler = StderrHandler(prefix_priority=bool(os.environ.get("INVOCATION_ID")))
         handler.setFormatter(logging.Formatter(f"{identifier}: %(levelname)s: %(message)s"))
+    handler.addFilter(_redact_secrets)
     root.addHandler(handler)
     root.setLevel(level)
 

@@ -211,3 +211,4 @@ def test_command_output_quoting_a_secret_is_redacted_for_remote_peers(lab: Lab) 
         assert v["status"] == 200 and SECRET not in json.dumps(v), v
     assert "wpa-psk <redacted>" in json.dumps(views[0])
     assert SECRET in json.dumps(h.local("history"))  # local root sees the record as it is
+    assert "wpa-psk <redacted>" in h.log() and SECRET not in h.log()  # nor in the journal
