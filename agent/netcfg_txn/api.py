@@ -307,6 +307,9 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
         actor = actor_for(request, "confirm")
         body = await read_body(request, "confirm")
         force = bool(body.get("force", False))
+        if force and actor.kind == "remote":
+            # keeping a file set that was rolled back before: the local admin's call only
+            raise NotPermitted("only local root may force a confirm")
         return _ok(await service.confirm(actor, _txn_id(request), _token(request), force))
 
     @routes.post("/v1/transactions/{id}/rollback")

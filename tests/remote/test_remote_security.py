@@ -124,6 +124,9 @@ def test_bad_numbers_headers_and_force_get_clear_errors_and_change_nothing(lab: 
         "non-UTF-8 txn token": (b'{"timeout": "60s"}', b"\xff\xfe\x80token", 400),
         "remote force": (b'{"timeout": "60s", "force": true}', tok, 403),
     }
+    forced = raw(lab, "POST", f"/v1/transactions/{tid}/confirm", token=lab.token, txn_token=tok,
+                 body=b'{"force": true}')  # fmt: skip
+    assert forced["status"] == 403 and "only local root" in forced["body"]["error"]["message"]
     for what, (body, txn_token, status) in cases.items():
         r = raw(lab, "POST", arm, token=lab.token, txn_token=txn_token, body=body)
         assert r["status"] == status, (what, r)
