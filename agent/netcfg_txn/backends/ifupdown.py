@@ -168,9 +168,13 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
         # ifupdown's own lock; it may complain about addresses that are gone already.
         t = self.settings.timeout_s
         out = []
+        eoo = ["--"] if self.end_of_options else []
         for n in ifnames:
+            if (refused := self.refuse_name("forget", n)) is not None:
+                out.append(refused)
+                continue
             try:
-                run([*self.down_argv, n], timeout_s=t, check=False)
+                run([*self.down_argv, *eoo, n], timeout_s=t, check=False)
                 out.append(StepResult("forget", n, True))
             except CommandFailed as e:  # not even started (timeout): ifup may refuse next
                 out.append(StepResult("forget", n, False, str(e)))
