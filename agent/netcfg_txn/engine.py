@@ -41,6 +41,7 @@ from netcfg_txn.model import (
     Manifest,
     Phase,
     Reason,
+    Skipped,
     StepResult,
     Txn,
     TxnId,
@@ -275,14 +276,21 @@ class Engine:
             raise NoTransaction(f"transaction {txn_id} is not the open one ({t.id})")
         return t
 
-    def scan(self, sink: files.BlobSink | None = None) -> Manifest:
-        m, cache = self._scan_cached(sink)
+    def scan(
+        self, sink: files.BlobSink | None = None, *, errors: list[Skipped] | None = None
+    ) -> Manifest:
+        """The managed files now; with ``errors``, tolerant (see ``files.scan``)."""
+        m, cache = self._scan_cached(sink, errors)
         self._save_cache(cache)
         return m
 
-    def _scan_cached(self, sink: files.BlobSink | None) -> tuple[Manifest, files.StatCache]:
+    def _scan_cached(
+        self, sink: files.BlobSink | None, errors: list[Skipped] | None = None
+    ) -> tuple[Manifest, files.StatCache]:
         cache = files.StatCache.load(self.store.statcache_path)
-        m = files.scan(self.root, self.fileset, self.cfg.limits, sink, cache, self.store.has_blob)
+        m = files.scan(
+            self.root, self.fileset, self.cfg.limits, sink, cache, self.store.has_blob, errors
+        )
         return m, cache
 
     def _save_cache(self, cache: files.StatCache) -> None:
@@ -342,6 +350,15 @@ class Engine:
         try:
             # A refused start changes nothing in the state dir, not even the stat cache.
             manifest, cache = self._scan_cached(writer)
+            if unsafe := files.unsafe_dirs(self.root, self.fileset, manifest):
+                raise ConfigError(
+                    "managed directories can be written by users other than root: "
+                    + "; ".join(unsafe)
+                    + " (a rollback refuses to write where another user could race it)",
+                    hint="make each one root-owned and not group/other-writable "
+                    "(chown root DIR; chmod go-w DIR)",
+                    details={"directories": unsafe},
+                )
             baseline, baseline_problem = self.baseline()
             if baseline is not None and not allow_pending:
                 pending = plan.changes(baseline, manifest)
@@ -598,10 +615,14 @@ class Engine:
         if t.bounce is None:
             changes = [self._file_change(c) for c in plan.changes(snap, now)]
             bounce = dict(self.network.plan(changes, self._unchanged(snap, now)))
-            bounce["unreadable"] = unreadable
+            bounce["unreadable"] = [f"{u.path}: {u.why}" for u in unreadable]
             if not live:
                 bounce["files_only"] = True
-            t = dataclasses.replace(t, bounce=bounce, stage="planned")
+            # A file we could not archive is still restored (rewritten or deleted), but its
+            # loss is a per-file error: the discarded config is incomplete. Recorded once,
+            # with the plan, so a resumed rollback does not repeat it.
+            results += self._archive_errors(snap, now, unreadable)
+            t = dataclasses.replace(t, bounce=bounce, stage="planned", results=tuple(results))
             self.store.write_txn(t)
         elif not live and not t.bounce.get("files_only"):  # a live rollback cut by a reboot
             t = dataclasses.replace(t, bounce={**t.bounce, "files_only": True})
@@ -615,7 +636,7 @@ class Engine:
         if stale:
             log.info("txn=%s removed temp files of an interrupted restore: %s", t.id, stale)
         results += files.restore(
-            self.root, restore_plan.write, restore_plan.delete, self.store.blob
+            self.root, restore_plan.write, restore_plan.delete, self.store.open_blob
         )
         t = dataclasses.replace(t, stage="files", results=tuple(results))
         self.store.write_txn(t)
@@ -656,10 +677,23 @@ class Engine:
             return [StepResult("generate", "netplan", False, str(e))]
         return [StepResult("generate", "netplan", True)]
 
+    @staticmethod
+    def _archive_errors(
+        snap: Manifest, now: Manifest, unreadable: list[Skipped]
+    ) -> list[StepResult]:
+        out = [StepResult("archive", str(u.path), False, u.why) for u in unreadable]
+        had = snap.by_path()
+        out += [  # a FIFO, socket or device where the snapshot had a file: nothing to archive
+            StepResult("archive", str(s.path), False, f"not archived: {s.why.split(':')[0]}")
+            for s in now.skipped
+            if s.path in had
+        ]
+        return out
+
     def _file_change(self, c: plan.Change) -> FileChange:
         old = self.store.blob(c.old.sha256) if c.old is not None and c.old.kind == "file" else None
         new = None
-        if c.new is not None and c.new.kind == "file":
+        if c.new is not None and c.new.kind == "file" and c.new.unarchived is None:
             new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
         return FileChange(c.path, old, new)
 
@@ -675,12 +709,12 @@ class Engine:
 
         return files_for
 
-    def _scan_tolerant(self, sink: files.BlobSink | None) -> tuple[Manifest, list[str]]:
+    def _scan_tolerant(self, sink: files.BlobSink | None) -> tuple[Manifest, list[Skipped]]:
         """The current files for a rollback: a file we cannot read must not stop the restore."""
-        bad: list[str] = []
-        now = files.scan(self.root, self.fileset, sink=sink, errors=bad)
+        bad: list[Skipped] = []
+        now = files.scan(self.root, self.fileset, self.cfg.limits, sink=sink, errors=bad)
         for b in bad:
-            log.error("cannot archive %s before rollback; the snapshot wins", b)
+            log.error("cannot archive %s before rollback (%s); the snapshot wins", b.path, b.why)
         return now, bad
 
     def _finalize(self, t: Txn) -> None:
@@ -820,7 +854,8 @@ class Engine:
     # ----------------------------------------------------------------------------- views
 
     def changed_paths(self, t: Txn) -> list[plan.Change]:
-        return list(plan.changes(self.store.snapshot_manifest(t.id), self.scan()))
+        snap = self.store.snapshot_manifest(t.id)
+        return list(plan.changes(snap, self.scan(errors=[])))
 
     def diff(self) -> list[dict[str, Any]]:
         """Snapshot -> now with a transaction open; else the pending edits: baseline -> now."""
@@ -835,7 +870,7 @@ class Engine:
                     + (f" ({problem})" if problem else ""),
                     hint="the first commit or rollback records one",
                 )
-            changes = list(plan.changes(base, self.scan()))
+            changes = list(plan.changes(base, self.scan(errors=[])))
         out = []
         for c in changes:
             old = None
@@ -847,6 +882,8 @@ class Engine:
             entry: dict[str, Any] = {"path": str(c.path), "change": c.kind}
             if c.old is not None and c.old.kind == "file" and old is None:
                 entry["detail"] = "its earlier content is not kept"
+            elif c.new is not None and c.new.unarchived is not None:
+                entry["detail"] = f"not shown: {c.new.unarchived.removeprefix('not archived: ')}"
             elif c.kind == "metadata" and c.old and c.new:
                 entry["detail"] = plan.describe_metadata(c.old, c.new)
             elif (c.old and c.old.kind == "symlink") or (c.new and c.new.kind == "symlink"):
@@ -883,7 +920,7 @@ class Engine:
             "interfaces": {k: bounce.get(k, []) for k in ("down", "delete", "up")},
             "unattributed": bounce.get("unattributed", []),
             "notes": bounce.get("notes", []),
-            "unreadable": unreadable,
+            "unreadable": [f"{u.path}: {u.why}" for u in unreadable],
         }
 
     def status(self, *, edited: list[str] | None = None) -> dict[str, Any]:
@@ -901,7 +938,8 @@ class Engine:
         else:
             base, problem = self.baseline()
             if base is not None:
-                doc["pending"] = [str(c.path) for c in plan.changes(base, self.scan())]
+                cur = self.scan(errors=[])
+                doc["pending"] = [str(c.path) for c in plan.changes(base, cur)]
             else:
                 doc["pending"] = []
             if problem is not None:
@@ -938,7 +976,11 @@ class Engine:
             d["seq"] = e.seq
             d["changed"] = e.doc.get("changed", [])
             d["bounced"] = e.doc.get("bounced", [])
-            d["archived"] = len(e.doc.get("discarded", {}).get("files", []))
+            discarded = e.doc.get("discarded", {}).get("files", [])
+            d["archived"] = sum(1 for f in discarded if not f.get("unarchived"))
+            lost = [f"{f['path']}: {f['unarchived']}" for f in discarded if f.get("unarchived")]
+            if lost:
+                d["not_archived"] = lost
             if e.doc.get("edited_after_apply"):
                 d["edited_after_apply"] = e.doc["edited_after_apply"]
             out.append(d)

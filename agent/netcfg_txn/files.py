@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Reading and restoring the managed files under ``root``: the filesystem door for /etc.
 
-Nothing here follows a symlink at or above a managed path (safety rule 4). Restores are batched:
-all temp files are written, one ``syncfs`` per filesystem makes them durable, then each is renamed
-into place and every touched directory is fsynced — the same guarantee as an fsync per file, at a
-fraction of the cost for large sets.
+Nothing here follows a symlink at or above a managed path (safety rule 4): restores act through
+directory fds (``fsutil.open_dir``) with ``openat``/``renameat``/``unlinkat``, never by path, and
+refuse directories another user could write in. Restores are batched: all temp files are written,
+one ``syncfs`` per filesystem makes them durable, then each is renamed into place and every touched
+directory is fsynced — the same guarantee as an fsync per file, at a fraction of the cost for large
+sets. File contents move in bounded chunks both ways: no file is ever held whole in memory.
 """
 
 from __future__ import annotations
@@ -21,17 +23,30 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from netcfg_txn import fsutil
-from netcfg_txn.errors import ConfigError, TooLarge
+from netcfg_txn.errors import ConfigError, Failed, NotPermitted, TooLarge
 from netcfg_txn.fileset import FileSet, Limits, is_wild, segment_matches
 from netcfg_txn.model import FileState, Manifest, Skipped, StepResult
 
 log = logging.getLogger(__name__)
 
-BlobSink = Callable[[str, bytes], None]
-BlobSource = Callable[[str], bytes]
+
+class BlobSpool(Protocol):
+    def write(self, chunk: bytes) -> None: ...
+    def keep(self, digest: str) -> None: ...
+    def discard(self) -> None: ...
+
+
+class BlobSink(Protocol):
+    """Where snapshot bytes go: small files whole, bigger ones through a spool."""
+
+    def __call__(self, digest: str, data: bytes) -> None: ...
+    def spool(self) -> BlobSpool: ...
+
+
+BlobSource = Callable[[str], BinaryIO]  # opens a blob for streaming
 
 
 def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[PurePosixPath]:
@@ -48,9 +63,9 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
                     names = sorted(os.listdir(here))  # these exist: no lstat needed below
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                except PermissionError:
+                except OSError as e:  # EACCES, EIO: a managed directory, not the state dir
                     raise ConfigError(
-                        f"{d}: cannot list managed directory: permission denied"
+                        f"{d}: cannot list managed directory: {e.strerror or e}"
                     ) from None
                 nxt.extend(d / n for n in names if segment_matches(n, seg))
             else:
@@ -147,6 +162,43 @@ class StatCache:
         self.dirty = False
 
 
+def _hash(real: Path, limit: int, sink: BlobSink | None) -> tuple[str, int]:
+    """sha256 and size of a regular file, read in chunks; its bytes go to ``sink`` as they come.
+
+    A file that fits in one chunk is handed over whole; a bigger one is spooled to a temp blob,
+    so memory stays bounded by one chunk whatever the file's size.
+    """
+    h = hashlib.sha256()
+    first: list[bytes] = []
+    spool: BlobSpool | None = None
+
+    def consume(chunk: bytes) -> None:
+        nonlocal spool
+        h.update(chunk)
+        if sink is None:
+            return
+        if spool is None and not first:
+            first.append(chunk)
+            return
+        if spool is None:
+            spool = sink.spool()
+            spool.write(first.pop())
+        spool.write(chunk)
+
+    try:
+        size = fsutil.stream_nofollow(real, limit, consume)
+        digest = h.hexdigest()
+        if spool is not None:
+            spool.keep(digest)
+        elif sink is not None:
+            sink(digest, first[0] if first else b"")
+    except BaseException:
+        if spool is not None:
+            spool.discard()
+        raise
+    return digest, size
+
+
 def stat_one(
     root: Path,
     path: PurePosixPath,
@@ -154,12 +206,25 @@ def stat_one(
     sink: BlobSink | None,
     cache: StatCache | None = None,
     have_blob: Callable[[str], bool] | None = None,
+    *,
+    tolerant: bool = False,
 ) -> FileState | Skipped:
-    """The state of one managed path; its bytes go to ``sink`` (the blob store) if given."""
+    """The state of one managed path; its bytes go to ``sink`` (the blob store) if given.
+
+    A file over the per-file limit or that cannot be read raises ConfigError/TooLarge naming
+    it, or with ``tolerant`` (a rollback archiving what it replaces) comes back as an entry
+    with ``unarchived`` set and no bytes: the restore still converges it, nothing reads it whole.
+    """
     real = fsutil.under(root, path)
-    st = os.lstat(real)
+    try:
+        st = os.lstat(real)
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(real)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(errno.ENOENT, "vanished", str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read managed file: {e.strerror or e}") from None
     if stat.S_ISLNK(st.st_mode):
-        target = os.readlink(real)
         return FileState(
             path=path,
             kind="symlink",
@@ -174,49 +239,64 @@ def stat_one(
     if not stat.S_ISREG(st.st_mode):
         kind = "directory" if stat.S_ISDIR(st.st_mode) else "special file"
         return Skipped(path, f"{kind}: only regular files and symlinks are managed")
-    if st.st_size > limits.max_file_bytes:
-        raise TooLarge(
-            f"{path}: {st.st_size} bytes is over the per-file limit of {limits.max_file_bytes}",
-            hint="raise [files] max_file_size or exclude the file",
-        )
-    known = cache.lookup(path, st) if cache is not None else None
-    if known is not None and (sink is None or (have_blob is not None and have_blob(known))):
+
+    def unarchived(why: str) -> FileState:
         return FileState(
             path=path,
             kind="file",
-            sha256=known,
+            sha256="",
             size=st.st_size,
             mode=stat.S_IMODE(st.st_mode),
             uid=st.st_uid,
             gid=st.st_gid,
             mtime_ns=st.st_mtime_ns,
-            xattrs=fsutil.get_xattrs(real),
+            unarchived=why,
         )
+
+    if st.st_size > limits.max_file_bytes:
+        why = f"{st.st_size} bytes is over the per-file limit of {limits.max_file_bytes}"
+        if tolerant:
+            return unarchived(f"not archived: {why}")
+        raise TooLarge(f"{path}: {why}", hint="raise [files] max_file_size or exclude the file")
+    known = cache.lookup(path, st) if cache is not None else None
+    if known is not None and (sink is None or (have_blob is not None and have_blob(known))):
+        digest, size = known, st.st_size
+    else:
+        try:
+            digest, size = _hash(real, limits.max_file_bytes, sink)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            if e.errno == errno.EFBIG:
+                why = f"grew over the per-file limit of {limits.max_file_bytes} while being read"
+            elif e.errno in (errno.ELOOP, errno.EINVAL):  # swapped for a symlink/FIFO meanwhile
+                why = "changed while being read"
+            else:
+                why = f"cannot read managed file: {e.strerror or e}"
+            if tolerant:
+                return unarchived(f"not archived: {why}")
+            if e.errno == errno.EFBIG:
+                raise TooLarge(f"{path}: {why}") from None
+            hint = "try again" if "changed" in why else None
+            raise ConfigError(f"{path}: {why}", hint=hint) from None
+        if cache is not None and size == st.st_size:
+            cache.record(path, st, digest)
     try:
-        data = fsutil.read_nofollow(real, limits.max_file_bytes)
-    except PermissionError as e:
-        raise ConfigError(f"{path}: cannot read managed file: {e.strerror}") from None
+        xattrs = fsutil.get_xattrs(real)
     except OSError as e:
-        if e.errno == errno.EFBIG:
-            raise TooLarge(f"{path}: grew over the per-file limit while being read") from None
-        if e.errno == errno.ELOOP:  # became a symlink between lstat and open
-            raise ConfigError(f"{path}: changed while being read; try again") from None
-        raise ConfigError(f"{path}: cannot read managed file: {e.strerror or e}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if sink is not None:
-        sink(digest, data)
-    if cache is not None and len(data) == st.st_size:
-        cache.record(path, st, digest)
+        if tolerant:
+            return unarchived(f"not archived: cannot read xattrs: {e.strerror or e}")
+        raise ConfigError(f"{path}: cannot read xattrs: {e.strerror or e}") from None
     return FileState(
         path=path,
         kind="file",
         sha256=digest,
-        size=len(data),
+        size=size,
         mode=stat.S_IMODE(st.st_mode),
         uid=st.st_uid,
         gid=st.st_gid,
         mtime_ns=st.st_mtime_ns,
-        xattrs=fsutil.get_xattrs(real),
+        xattrs=xattrs,
     )
 
 
@@ -227,41 +307,55 @@ def scan(
     sink: BlobSink | None = None,
     cache: StatCache | None = None,
     have_blob: Callable[[str], bool] | None = None,
-    errors: list[str] | None = None,
+    errors: list[Skipped] | None = None,
 ) -> Manifest:
     """Every managed file now. Unreadable or oversize files abort with a clear error (a file we
     could not snapshot would otherwise be deleted by a rollback as "added").
 
-    With ``errors`` (a rollback archiving what it is about to replace) nothing aborts: size caps
-    do not apply and a file that cannot be read is left out and named in ``errors``.
+    With ``errors`` (a rollback archiving what it is about to replace, or a read-only view)
+    nothing aborts: an oversized or unreadable file is listed with ``unarchived`` set (so a
+    restore still rewrites or deletes it) and named in ``errors``; the total cap does not apply.
     """
     limits = limits or Limits()
-    if errors is not None:
-        limits = Limits(max_file_bytes=1 << 62, max_total_bytes=1 << 62)
+    tolerant = errors is not None
     paths, skipped = list_managed(root, fileset)
     files: list[FileState] = []
     total = 0
     for p in paths:
         try:
-            got = stat_one(root, p, limits, sink, cache, have_blob)
+            got = stat_one(root, p, limits, sink, cache, have_blob, tolerant=tolerant)
         except FileNotFoundError:
             continue  # vanished between listing and reading: it is simply not there now
         except Exception as e:
             if errors is None:
                 raise
-            errors.append(f"{p}: {e}")
+            errors.append(Skipped(p, str(e.message if isinstance(e, ConfigError) else e)))
             continue
         if isinstance(got, Skipped):
             skipped.append(got)
             continue
-        total += got.size
-        if total > limits.max_total_bytes:
-            raise TooLarge(
-                f"managed files total more than the limit of {limits.max_total_bytes} bytes",
-                hint="raise [files] max_total_size or narrow the globs",
-            )
+        if got.unarchived is not None:
+            assert errors is not None
+            errors.append(Skipped(p, got.unarchived))
+        elif not tolerant:
+            total += got.size
+            if total > limits.max_total_bytes:
+                raise TooLarge(
+                    f"managed files total more than the limit of {limits.max_total_bytes} bytes",
+                    hint="raise [files] max_total_size or narrow the globs",
+                )
         files.append(got)
     return Manifest(tuple(files), tuple(skipped))
+
+
+def unsafe_dirs(root: Path, fileset: FileSet, manifest: Manifest) -> list[str]:
+    """Managed directories (and the directories above them) another user could write in."""
+    dirs = set(fileset.watch_dirs()) | {f.path.parent for f in manifest.files}
+    out = []
+    for d in sorted(dirs):
+        if (why := fsutil.dir_chain_problem(root, d)) is not None and why not in out:
+            out.append(why)
+    return out
 
 
 def read_only_dirs(root: Path, fileset: FileSet) -> list[str]:
@@ -285,73 +379,93 @@ def make_durable(root: Path, fileset: FileSet) -> None:
         while not real.is_dir() and real != root:
             real = real.parent
         dirs.append(real)
-    _sync_barrier(dirs)
+    try:
+        _sync_barrier(dirs)
+    except OSError as e:  # a managed filesystem, not the state directory
+        raise Failed(f"cannot flush the managed files to disk: {e.strerror or e}") from None
 
 
 def read_current(root: Path, path: PurePosixPath, limit: int) -> bytes | None:
-    """Content of a managed regular file now (None if missing or not a regular file)."""
+    """Content of a managed regular file now, for diffs and interface planning (None if missing,
+    not a regular file, over ``limit`` or unreadable: these views must never fail on a file)."""
     try:
         return fsutil.read_nofollow(fsutil.under(root, path), limit)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.EINVAL):
-            return None
-        raise
+        log.debug("%s: not read: %s", path, e)
+        return None
 
 
 # ------------------------------------------------------------------------------------ restore
 
 
+class _Dirs:
+    """Open fds of the managed directories one restore touches (each opened once, safely)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fds: dict[PurePosixPath, int] = {}
+
+    def get(self, d: PurePosixPath, *, create: bool = False) -> int:
+        fd = self.fds.get(d)
+        if fd is None:
+            fd = self.fds[d] = fsutil.open_dir(self.root, d, create=create)
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
 @dataclasses.dataclass
 class _Pending:
     state: FileState
-    real: Path
-    tmp: Path
+    dir_fd: int
+    tmp: str
     action: str
 
 
-def _prepare(root: Path, f: FileState, blob: BlobSource) -> _Pending:
-    real = fsutil.under(root, f.path)
-    parent = real.parent
-    fsutil.check_parents(root, f.path, missing_ok=True)
-    if not parent.exists():
-        parent.mkdir(mode=0o755, parents=True)
-    fsutil.check_parents(root, f.path)
+def _prepare(dirs: _Dirs, f: FileState, blob: BlobSource) -> _Pending:
+    """Write the snapshot version under its fixed temp name beside the target, metadata set."""
+    pfd = dirs.get(f.path.parent, create=True)
+    name = f.path.name
     action = "recreate"
     with contextlib.suppress(FileNotFoundError):
-        os.lstat(real)
+        os.stat(name, dir_fd=pfd, follow_symlinks=False)
         action = "rewrite"
     if f.kind == "symlink":
         assert f.target is not None
-        tmp = parent / f".{real.name}{LINK_SUFFIX}"
+        tmp = f".{name}{LINK_SUFFIX}"
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(f.target, tmp)
-        os.lchown(tmp, f.uid, f.gid)
-        return _Pending(f, real, tmp, action)
-    data = blob(f.sha256)
-    if hashlib.sha256(data).hexdigest() != f.sha256:
-        raise OSError(errno.EIO, f"snapshot blob {f.sha256[:12]} is corrupt")
-    tmp = parent / f".{real.name}{TEMP_SUFFIX}"
+            os.unlink(tmp, dir_fd=pfd)
+        os.symlink(f.target, tmp, dir_fd=pfd)
+        os.chown(tmp, f.uid, f.gid, dir_fd=pfd, follow_symlinks=False)
+        return _Pending(f, pfd, tmp, action)
+    tmp = f".{name}{TEMP_SUFFIX}"
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a restore that crashed: this run replaces it
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.unlink(tmp, dir_fd=pfd)  # left by a restore that crashed: this run replaces it
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd
+    )
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            os.fchown(out.fileno(), f.uid, f.gid)  # before chmod: chown clears set-id bits
-            os.fchmod(out.fileno(), f.mode)
+        h = hashlib.sha256()
+        with blob(f.sha256) as src:
+            while chunk := src.read(fsutil.CHUNK):
+                h.update(chunk)
+                fsutil.write_all(fd, chunk)
+        if h.hexdigest() != f.sha256:
+            raise OSError(errno.EIO, f"snapshot blob {f.sha256[:12]} is corrupt")
+        os.fchown(fd, f.uid, f.gid)  # before chmod: chown clears set-id bits
+        os.fchmod(fd, f.mode)
+        fsutil.set_xattrs(fd, f.xattrs)
+        os.utime(fd, ns=(f.mtime_ns, f.mtime_ns))
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
         raise
-    try:
-        fsutil.set_xattrs(tmp, f.xattrs)
-        os.utime(tmp, ns=(f.mtime_ns, f.mtime_ns), follow_symlinks=False)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return _Pending(f, real, tmp, action)
+    finally:
+        os.close(fd)
+    return _Pending(f, pfd, tmp, action)
 
 
 # Fixed names (never matched by a glob: they start with a dot), so recovery can find and remove
@@ -364,16 +478,18 @@ def sweep_temps(root: Path, paths: Iterable[PurePosixPath]) -> list[str]:
     """Remove restore temp files a crashed rollback left beside these managed paths."""
     removed = []
     for d in sorted({p.parent for p in paths}):
-        real = fsutil.under(root, d)
         try:
-            names = os.listdir(real)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for n in names:
-            if n.startswith(".") and (n.endswith(TEMP_SUFFIX) or n.endswith(LINK_SUFFIX)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(real / n)
-                    removed.append(str(d / n))
+            fd = fsutil.open_dir(root, d)
+        except (OSError, NotPermitted):
+            continue  # missing or unsafe: the restore reports it for each of its files
+        try:
+            for n in os.listdir(fd):
+                if n.startswith(".") and (n.endswith(TEMP_SUFFIX) or n.endswith(LINK_SUFFIX)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(n, dir_fd=fd)
+                        removed.append(str(d / n))
+        finally:
+            os.close(fd)
     return removed
 
 
@@ -386,6 +502,12 @@ def _sync_barrier(dirs: Iterable[Path]) -> None:
             fsutil.syncfs(d)
 
 
+def _why(e: Exception) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    return str(e)
+
+
 def restore(
     root: Path,
     write: Iterable[FileState],
@@ -395,37 +517,42 @@ def restore(
     """Converge the given paths; keep going past failures and report each one (R17)."""
     results: list[StepResult] = []
     pending: list[_Pending] = []
-    for f in write:
-        try:
-            pending.append(_prepare(root, f, blob))
-        except OSError as e:
-            results.append(StepResult("rewrite", str(f.path), False, e.strerror or str(e)))
-        except Exception as e:
-            results.append(StepResult("rewrite", str(f.path), False, str(e)))
-    dirs = {p.real.parent for p in pending}
-    if pending:
-        _sync_barrier(dirs)
-    for p in pending:
-        try:
-            fsutil.check_parents(root, p.state.path)
-            os.replace(p.tmp, p.real)
-            results.append(StepResult(p.action, str(p.state.path), True))
-        except Exception as e:
-            with contextlib.suppress(OSError):
-                os.unlink(p.tmp)
-            results.append(StepResult(p.action, str(p.state.path), False, str(e)))
-    for path in delete:
-        try:
-            real = fsutil.under(root, path)
-            fsutil.check_parents(root, path)
-            os.unlink(real)
-            dirs.add(real.parent)
-            results.append(StepResult("delete", str(path), True))
-        except FileNotFoundError:
-            results.append(StepResult("delete", str(path), True))
-        except Exception as e:
-            results.append(StepResult("delete", str(path), False, str(e)))
-    for d in sorted(dirs):
-        with contextlib.suppress(FileNotFoundError):
-            fsutil.fsync_dir(d)
+    dirs = _Dirs(root)
+    try:
+        for f in write:
+            try:
+                pending.append(_prepare(dirs, f, blob))
+            except Exception as e:
+                results.append(StepResult("rewrite", str(f.path), False, _why(e)))
+        touched: set[int] = set()
+        seen_dev: set[int] = set()
+        for p in pending:
+            dev = os.fstat(p.dir_fd).st_dev
+            if dev not in seen_dev:
+                seen_dev.add(dev)
+                fsutil.syncfs_fd(p.dir_fd, str(p.state.path.parent))
+        for p in pending:
+            name = p.state.path.name
+            try:
+                os.replace(p.tmp, name, src_dir_fd=p.dir_fd, dst_dir_fd=p.dir_fd)
+                touched.add(p.dir_fd)
+                results.append(StepResult(p.action, str(p.state.path), True))
+            except Exception as e:
+                with contextlib.suppress(OSError):
+                    os.unlink(p.tmp, dir_fd=p.dir_fd)
+                results.append(StepResult(p.action, str(p.state.path), False, _why(e)))
+        for path in delete:
+            try:
+                fd = dirs.get(path.parent)
+                os.unlink(path.name, dir_fd=fd)
+                touched.add(fd)
+                results.append(StepResult("delete", str(path), True))
+            except FileNotFoundError:
+                results.append(StepResult("delete", str(path), True))
+            except Exception as e:
+                results.append(StepResult("delete", str(path), False, _why(e)))
+        for fd in touched:
+            os.fsync(fd)
+    finally:
+        dirs.close()
     return results

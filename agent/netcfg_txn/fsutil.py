@@ -2,7 +2,9 @@
 """Crash-safe filesystem primitives. Stdlib only.
 
 Every state file goes temp -> fsync -> rename -> fsync(dir) (safety rule 3). Managed paths are never
-followed through symlinks: every open uses ``O_NOFOLLOW`` and parents are checked with ``lstat``.
+followed through symlinks: reads open with ``O_NOFOLLOW``; writes go through a directory fd opened
+one component at a time from the root with ``O_DIRECTORY | O_NOFOLLOW`` (``open_dir``), so a
+symlink swapped into the path after a check can never redirect them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -39,16 +41,26 @@ def syncfs(path: Path) -> None:
 
     Used as a barrier: data written before it is durable before any rename issued after it.
     """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        syncfs_fd(fd, str(path))
+    finally:
+        os.close(fd)
+
+
+def syncfs_fd(fd: int, name: str = "") -> None:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(path))
-    finally:
-        os.close(fd)
+    if _libc.syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), name or None)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_temp(
@@ -172,43 +184,114 @@ def under(root: Path, path: PurePosixPath) -> Path:
     return Path(str(path) if r == "/" else r + str(path))
 
 
-def check_parents(root: Path, path: PurePosixPath, *, missing_ok: bool = False) -> None:
-    """Refuse to act through a symlinked or non-directory parent below ``root`` (rule 4)."""
-    cur = root
-    for part in path.parts[1:-1]:
-        cur = cur / part
+# Reads and hashes go in chunks of this size: a managed file is never held whole in memory.
+CHUNK = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def dir_problem(st: os.stat_result) -> str | None:
+    """Why another user could race our writes in this directory, or None.
+
+    Trusted: owned by root (or by ourselves, for a fake root run unprivileged) and not writable
+    by group or others, unless sticky (then others cannot rename or delete what we put there).
+    """
+    if st.st_uid not in (0, os.geteuid()):
+        return f"owned by uid {st.st_uid}, not root"
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        return f"writable by group or others (mode {mode:04o})"
+    return None
+
+
+def open_dir(root: Path, path: PurePosixPath, *, create: bool = False) -> int:
+    """An fd of managed directory ``path``, opened from ``root`` one component at a time.
+
+    No component is followed if it is a symlink (the parent is held open, so a swap after the
+    check changes nothing) and every one must pass ``dir_problem``. ``create`` makes missing
+    components (0755). Raises FileNotFoundError when missing, NotPermitted when unsafe.
+    """
+    under(root, path / "x")  # absolute and normal
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    shown = PurePosixPath("/")
+    try:
+        for part in ("", *path.parts[1:]):
+            if part:
+                shown = shown / part
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno == errno.ELOOP:
+                        raise NotPermitted(
+                            f"refusing to follow a symlinked directory: {shown}"
+                        ) from None
+                    if e.errno == errno.ENOTDIR:
+                        raise NotPermitted(f"{shown}: not a directory") from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            if (why := dir_problem(os.fstat(fd))) is not None:
+                raise NotPermitted(
+                    f"refusing to write in {shown}: {why}",
+                    hint=f"make it root-owned and not group/other-writable: chown root {shown}; "
+                    f"chmod go-w {shown}",
+                )
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def dir_chain_problem(root: Path, path: PurePosixPath) -> str | None:
+    """The first directory from ``root`` down to ``path`` that fails ``dir_problem``, as a
+    message; missing or symlinked components end the walk (those are handled elsewhere)."""
+    real = root
+    shown = PurePosixPath("/")
+    for part in ("", *path.parts[1:]):
+        if part:
+            real, shown = real / part, shown / part
         try:
-            st = os.lstat(cur)
-        except FileNotFoundError:
-            if missing_ok:
-                return
-            raise
-        if stat.S_ISLNK(st.st_mode):
-            raise NotPermitted(f"refusing to follow a symlinked directory: {cur}")
+            st = os.lstat(real)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
         if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(cur))
+            return None
+        if (why := dir_problem(st)) is not None:
+            return f"{shown}: {why}"
+    return None
 
 
-def read_nofollow(path: Path, limit: int) -> bytes:
-    """Read a regular file without following a symlink at its name; at most ``limit`` bytes."""
+def stream_nofollow(path: Path, limit: int, consume: Callable[[bytes], None]) -> int:
+    """Feed a regular file to ``consume`` in chunks without following a symlink at its name;
+    returns its size. EFBIG as soon as it exceeds ``limit`` bytes: never read whole."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        chunks = []
         total = 0
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.read(fd, CHUNK)
             if not chunk:
-                break
+                return total
             total += len(chunk)
             if total > limit:
                 raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
-            chunks.append(chunk)
-        return b"".join(chunks)
+            consume(chunk)
     finally:
         os.close(fd)
+
+
+def read_nofollow(path: Path, limit: int) -> bytes:
+    """Read a regular file without following a symlink at its name; at most ``limit`` bytes."""
+    chunks: list[bytes] = []
+    stream_nofollow(path, limit, chunks.append)
+    return b"".join(chunks)
 
 
 def get_xattrs(path: Path) -> tuple[tuple[str, str], ...]:
@@ -226,15 +309,16 @@ def get_xattrs(path: Path) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def set_xattrs(path: Path, xattrs: tuple[tuple[str, str], ...]) -> None:
+def set_xattrs(fd: int, xattrs: tuple[tuple[str, str], ...]) -> None:
+    """Make the xattrs of the open file ``fd`` exactly ``xattrs``."""
     want = dict(xattrs)
     try:
-        have = set(os.listxattr(path, follow_symlinks=False))
+        have = set(os.listxattr(fd))
     except OSError as e:
         if e.errno == errno.ENOTSUP and not want:
             return
         raise
     for name in have - set(want):
-        os.removexattr(path, name, follow_symlinks=False)
+        os.removexattr(fd, name)
     for name, value in want.items():
-        os.setxattr(path, name, bytes.fromhex(value), follow_symlinks=False)
+        os.setxattr(fd, name, bytes.fromhex(value))

@@ -105,6 +105,9 @@ class FileState:
     mtime_ns: int
     target: str | None = None  # symlink target, verbatim
     xattrs: tuple[tuple[str, str], ...] = ()  # (name, hex value), incl. security.selinux
+    # Why the bytes were not archived (too large, unreadable); then ``sha256`` is "". Only a
+    # rollback's archive of the discarded config has such entries: a snapshot never does.
+    unarchived: str | None = None
 
     def same_content(self, other: FileState) -> bool:
         """Equal in everything a restore would set (mtime is informational)."""
@@ -136,7 +139,7 @@ class Manifest:
         return {f.path: f for f in self.files}
 
     def digests(self) -> frozenset[str]:
-        return frozenset(f.sha256 for f in self.files if f.kind == "file")
+        return frozenset(f.sha256 for f in self.files if f.kind == "file" and f.sha256)
 
     def fingerprint(self) -> str:
         """Order-independent hash of the whole set (content and metadata), for R44."""
@@ -221,6 +224,8 @@ def file_to_json(f: FileState) -> dict[str, Any]:
         d["target"] = f.target
     if f.xattrs:
         d["xattrs"] = dict(f.xattrs)
+    if f.unarchived is not None:
+        d["unarchived"] = f.unarchived
     return d
 
 
@@ -239,6 +244,7 @@ def file_from_json(d: Mapping[str, Any]) -> FileState:
         mtime_ns=int(d["mtime_ns"]),
         target=d.get("target"),
         xattrs=tuple(sorted((str(k), str(v)) for k, v in dict(d.get("xattrs", {})).items())),
+        unarchived=str(d["unarchived"]) if d.get("unarchived") is not None else None,
     )
 
 

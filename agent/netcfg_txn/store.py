@@ -20,9 +20,10 @@ import contextlib
 import dataclasses
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from netcfg_txn import fsutil
 from netcfg_txn.errors import NotPermitted, Unavailable
@@ -43,9 +44,48 @@ class Corrupt(Exception):
     """A state file exists but cannot be decoded."""
 
 
+class BlobSpool:
+    """One blob written in chunks to a temp file, named once its digest is known."""
+
+    def __init__(self, writer: BlobWriter) -> None:
+        self._writer = writer
+        fd, tmp = tempfile.mkstemp(dir=writer._dir, prefix=".spool.", suffix=".tmp")
+        self._fd: int | None = fd
+        self._tmp = Path(tmp)
+        self._size = 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self._fd is not None
+        fsutil.write_all(self._fd, chunk)
+        self._size += len(chunk)
+
+    def keep(self, digest: str) -> None:
+        """Name it ``digest`` at commit (or drop it: that blob is already there)."""
+        self._close()
+        w = self._writer
+        if digest in w._temps or (w._dir / digest).exists():
+            w.reused += digest not in w._temps
+            self._tmp.unlink()
+            return
+        w._temps[digest] = self._tmp
+        w.bytes_written += self._size
+
+    def discard(self) -> None:
+        self._close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.fchmod(self._fd, 0o600)
+            os.close(self._fd)
+            self._fd = None
+
+
 class BlobWriter:
     """Collects new blobs as temp files; ``commit`` makes them durable with one syncfs, then names
-    them. A blob name therefore always holds complete bytes, even after a power cut."""
+    them. A blob name therefore always holds complete bytes, even after a power cut. Small files
+    come whole (``__call__``); bigger ones are streamed through a ``spool``."""
 
     def __init__(self, blobs: Path) -> None:
         self._dir = blobs
@@ -61,6 +101,9 @@ class BlobWriter:
             return
         self._temps[digest] = fsutil.write_temp(self._dir, digest, data, mode=0o600, fsync=False)
         self.bytes_written += len(data)
+
+    def spool(self) -> BlobSpool:
+        return BlobSpool(self)
 
     def commit(self) -> None:
         if not self._temps:
@@ -107,13 +150,21 @@ class Store:
     def blob_writer(self) -> BlobWriter:
         return BlobWriter(self.blobs)
 
-    def blob(self, digest: str) -> bytes:
+    def _blob_path(self, digest: str) -> Path:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise ValueError(f"not a blob name: {digest!r}")
-        return (self.blobs / digest).read_bytes()
+        return self.blobs / digest
+
+    def blob(self, digest: str) -> bytes:
+        """A whole blob; only for files within the per-file limit (diffs, interface planning)."""
+        return self._blob_path(digest).read_bytes()
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """A blob to stream (restores never hold a file whole in memory)."""
+        return open(self._blob_path(digest), "rb")  # noqa: SIM115 - the caller closes it
 
     def has_blob(self, digest: str) -> bool:
-        return (self.blobs / digest).exists()
+        return len(digest) == 64 and (self.blobs / digest).exists()
 
     # -------------------------------------------------------------------------- snapshots
 

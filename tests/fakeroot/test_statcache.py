@@ -18,13 +18,13 @@ def test_unchanged_files_are_not_reread_and_edits_are_seen(
     env.engine.store.ensure()
     first = env.engine.scan()
     reads: list[str] = []
-    real_read = fsutil.read_nofollow
+    real_read = fsutil.stream_nofollow
 
-    def counting(path, limit):  # type: ignore[no-untyped-def]
+    def counting(path, limit, consume):  # type: ignore[no-untyped-def]
         reads.append(str(path))
-        return real_read(path, limit)
+        return real_read(path, limit, consume)
 
-    monkeypatch.setattr(fsutil, "read_nofollow", counting)
+    monkeypatch.setattr(fsutil, "stream_nofollow", counting)
     assert env.engine.scan() == first
     assert reads == []
     p = env.path("/etc/network/interfaces.d/eth1")
