@@ -162,6 +162,14 @@ class StatCache:
         self.dirty = False
 
 
+class _SinkFailed(Exception):
+    """Storing the copy failed (the state directory), not reading the managed file."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
 def _hash(real: Path, limit: int, sink: BlobSink | None) -> tuple[str, int]:
     """sha256 and size of a regular file, read in chunks; its bytes go to ``sink`` as they come.
 
@@ -180,18 +188,24 @@ def _hash(real: Path, limit: int, sink: BlobSink | None) -> tuple[str, int]:
         if spool is None and not first:
             first.append(chunk)
             return
-        if spool is None:
-            spool = sink.spool()
-            spool.write(first.pop())
-        spool.write(chunk)
+        try:
+            if spool is None:
+                spool = sink.spool()
+                spool.write(first.pop())
+            spool.write(chunk)
+        except OSError as e:
+            raise _SinkFailed(e) from e
 
     try:
         size = fsutil.stream_nofollow(real, limit, consume)
         digest = h.hexdigest()
-        if spool is not None:
-            spool.keep(digest)
-        elif sink is not None:
-            sink(digest, first[0] if first else b"")
+        try:
+            if spool is not None:
+                spool.keep(digest)
+            elif sink is not None:
+                sink(digest, first[0] if first else b"")
+        except OSError as e:
+            raise _SinkFailed(e) from e
     except BaseException:
         if spool is not None:
             spool.discard()
@@ -264,6 +278,10 @@ def stat_one(
     else:
         try:
             digest, size = _hash(real, limits.max_file_bytes, sink)
+        except _SinkFailed as e:  # the state disk: never blamed on the managed file
+            if tolerant:
+                return unarchived(f"not archived: state directory: {e.err.strerror or e.err}")
+            raise e.err from None
         except FileNotFoundError:
             raise
         except OSError as e:

@@ -226,13 +226,13 @@ def open_dir(root: Path, path: PurePosixPath, *, create: bool = False) -> int:
                         os.mkdir(part, 0o755, dir_fd=fd)
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as e:
-                    if e.errno == errno.ELOOP:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
                         raise NotPermitted(
                             f"refusing to follow a symlinked directory: {shown}"
                         ) from None
-                    if e.errno == errno.ENOTDIR:
-                        raise NotPermitted(f"{shown}: not a directory") from None
-                    raise
+                    raise NotPermitted(f"{shown}: not a directory") from None
                 os.close(fd)
                 fd = nfd
             if (why := dir_problem(os.fstat(fd))) is not None:

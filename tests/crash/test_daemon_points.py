@@ -35,10 +35,6 @@ class Point:
     pick: Callable[[points.Count], tuple[str, int]]
 
 
-def _under_root(line: str) -> bool:
-    return "/root/etc/" in line.split(",", 1)[-1] or '"root/etc/' in line.split(",", 1)[-1]
-
-
 POINTS = [
     Point("start: last fsync (record renamed, not yet synced)", "start",
           lambda c: ("fsync", c.inside["fsync"])),
@@ -49,10 +45,10 @@ POINTS = [
     Point("commit: the committed record's rename", "commit",
           lambda c: ("rename", c.find("rename", lambda ln: 'txn.json"' in ln))),
     Point("commit: rmdir of the snapshot (history written)", "commit", lambda c: ("rmdir", 1)),
-    Point("rollback: first rename onto a managed file", "rollback",
-          lambda c: ("rename", c.find("rename", _under_root))),
+    # Restores act through directory fds: every renameat/symlinkat is on a managed path.
+    Point("rollback: first rename onto a managed file", "rollback", lambda c: ("renameat", 1)),
     Point("timer rollback: 5th utimensat of the restore", "expire", lambda c: ("utimensat", 5)),
-    Point("timer rollback: 2nd symlink of the restore", "expire", lambda c: ("symlink", 2)),
+    Point("timer rollback: 2nd symlink of the restore", "expire", lambda c: ("symlinkat", 2)),
 ]  # fmt: skip
 
 
