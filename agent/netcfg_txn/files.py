@@ -49,8 +49,20 @@ class BlobSink(Protocol):
 BlobSource = Callable[[str], BinaryIO]  # opens a blob for streaming
 
 
-def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[PurePosixPath]:
-    """Expand one absolute glob under ``root`` segment by segment, never through a symlinked dir."""
+def _candidates(
+    root: Path, pattern: str, skipped: list[Skipped], errors: list[Skipped] | None
+) -> Iterator[PurePosixPath]:
+    """Expand one absolute glob under ``root`` segment by segment, never through a symlinked dir.
+
+    A directory that cannot be listed is an error naming it, or with ``errors`` (tolerant) is
+    named there and left out: a rollback still restores the snapshot's files in it."""
+
+    def failed(d: PurePosixPath, e: OSError) -> None:
+        why = f"cannot list managed directory: {e.strerror or e}"
+        if errors is None:  # EACCES, EIO: a managed directory, never the state dir
+            raise ConfigError(f"{d}: {why}") from None
+        errors.append(Skipped(d, why))
+
     parts = PurePosixPath(pattern).parts[1:]
     frontier: list[PurePosixPath] = [PurePosixPath("/")]
     for depth, seg in enumerate(parts):
@@ -63,10 +75,9 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
                     names = sorted(os.listdir(here))  # these exist: no lstat needed below
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                except OSError as e:  # EACCES, EIO: a managed directory, not the state dir
-                    raise ConfigError(
-                        f"{d}: cannot list managed directory: {e.strerror or e}"
-                    ) from None
+                except OSError as e:
+                    failed(d, e)
+                    continue
                 nxt.extend(d / n for n in names if segment_matches(n, seg))
             else:
                 nxt.append(d / seg)
@@ -77,6 +88,9 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
                     st = os.lstat(fsutil.under(root, d))
                 except (FileNotFoundError, NotADirectoryError):
                     continue
+                except OSError as e:
+                    failed(d, e)
+                    continue
                 if stat.S_ISDIR(st.st_mode):
                     kept.append(d)
                 elif stat.S_ISLNK(st.st_mode):
@@ -86,13 +100,15 @@ def _candidates(root: Path, pattern: str, skipped: list[Skipped]) -> Iterator[Pu
     yield from frontier
 
 
-def list_managed(root: Path, fileset: FileSet) -> tuple[list[PurePosixPath], list[Skipped]]:
+def list_managed(
+    root: Path, fileset: FileSet, errors: list[Skipped] | None = None
+) -> tuple[list[PurePosixPath], list[Skipped]]:
     """Every path matching ``fileset`` that exists (any type), sorted, plus what was skipped."""
     skipped: list[Skipped] = []
     found: set[PurePosixPath] = set()
     for g in fileset.include:
         literal_leaf = not is_wild(PurePosixPath(g).name)
-        for p in _candidates(root, g, skipped):
+        for p in _candidates(root, g, skipped, errors):
             if p in found or not fileset.matches(p):
                 continue
             if literal_leaf:  # a wildcard leaf came from a directory listing: it exists
@@ -100,6 +116,8 @@ def list_managed(root: Path, fileset: FileSet) -> tuple[list[PurePosixPath], lis
                     os.lstat(fsutil.under(root, p))
                 except (FileNotFoundError, NotADirectoryError):
                     continue
+                except OSError:
+                    pass  # kept: reading it names the error (or, tolerant, records it)
             found.add(p)
     return sorted(found), skipped
 
@@ -336,7 +354,7 @@ def scan(
     """
     limits = limits or Limits()
     tolerant = errors is not None
-    paths, skipped = list_managed(root, fileset)
+    paths, skipped = list_managed(root, fileset, errors)
     files: list[FileState] = []
     total = 0
     for p in paths:
@@ -386,6 +404,8 @@ def read_only_dirs(root: Path, fileset: FileSet) -> list[str]:
                 out.append(str(d))
         except (FileNotFoundError, NotADirectoryError):
             continue
+        except OSError as e:
+            raise ConfigError(f"{d}: cannot check managed directory: {e.strerror or e}") from None
     return out
 
 
@@ -506,6 +526,8 @@ def sweep_temps(root: Path, paths: Iterable[PurePosixPath]) -> list[str]:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(n, dir_fd=fd)
                         removed.append(str(d / n))
+        except OSError as e:  # the restore recreates each temp name anyway (O_EXCL after unlink)
+            log.warning("cannot sweep restore temp files in %s: %s", d, e)
         finally:
             os.close(fd)
     return removed
@@ -542,18 +564,22 @@ def restore(
                 pending.append(_prepare(dirs, f, blob))
             except Exception as e:
                 results.append(StepResult("rewrite", str(f.path), False, _why(e)))
-        touched: set[int] = set()
+        touched: dict[int, PurePosixPath] = {}
         seen_dev: set[int] = set()
         for p in pending:
             dev = os.fstat(p.dir_fd).st_dev
             if dev not in seen_dev:
                 seen_dev.add(dev)
-                fsutil.syncfs_fd(p.dir_fd, str(p.state.path.parent))
+                try:
+                    fsutil.syncfs_fd(p.dir_fd)
+                except OSError as e:  # still restore (better than not), but say it loudly
+                    where = str(p.state.path.parent)
+                    results.append(StepResult("sync", where, False, _why(e)))
         for p in pending:
             name = p.state.path.name
             try:
                 os.replace(p.tmp, name, src_dir_fd=p.dir_fd, dst_dir_fd=p.dir_fd)
-                touched.add(p.dir_fd)
+                touched[p.dir_fd] = p.state.path.parent
                 results.append(StepResult(p.action, str(p.state.path), True))
             except Exception as e:
                 with contextlib.suppress(OSError):
@@ -563,14 +589,17 @@ def restore(
             try:
                 fd = dirs.get(path.parent)
                 os.unlink(path.name, dir_fd=fd)
-                touched.add(fd)
+                touched[fd] = path.parent
                 results.append(StepResult("delete", str(path), True))
             except FileNotFoundError:
                 results.append(StepResult("delete", str(path), True))
             except Exception as e:
                 results.append(StepResult("delete", str(path), False, _why(e)))
-        for fd in touched:
-            os.fsync(fd)
+        for fd, d in touched.items():
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                results.append(StepResult("sync", str(d), False, _why(e)))
     finally:
         dirs.close()
     return results

@@ -259,6 +259,8 @@ def dir_chain_problem(root: Path, path: PurePosixPath) -> str | None:
             st = os.lstat(real)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as e:
+            return f"{shown}: cannot check: {e.strerror or e}"
         if not stat.S_ISDIR(st.st_mode):
             return None
         if (why := dir_problem(st)) is not None:

@@ -127,6 +127,31 @@ def test_fifo_in_place_of_a_managed_file_is_reported_and_replaced(env: Env) -> N
     assert {p: env.path(p).read_bytes() for p in orig} == orig  # the FIFO is gone, eth1 back
 
 
+def test_unlistable_managed_directory_does_not_stop_the_rollback(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orig = _original(env)
+    env.engine.start(ROOT_ACTOR)
+    for p in orig:
+        env.write(p, "changed\n")
+    env.write("/etc/network/interfaces", "changed\n")
+    real_listdir = os.listdir
+    ifd = str(env.path(IFD))
+
+    def eio(path=".", *a, **kw):  # type: ignore[no-untyped-def]
+        if str(path) == ifd:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), ifd)
+        return real_listdir(path, *a, **kw)
+
+    monkeypatch.setattr(os, "listdir", eio)
+    done = env.engine.rollback(ROOT_ACTOR)
+    monkeypatch.undo()
+    assert done.phase is Phase.FAILED
+    assert done.errors == (f"archive {IFD}: cannot list managed directory: Input/output error",)
+    assert {p: env.path(p).read_bytes() for p in orig} == orig  # the snapshot's files: back
+    assert env.path("/etc/network/interfaces").read_text().startswith("auto lo")
+
+
 def test_oversized_or_unreadable_file_refuses_start_naming_it(
     make_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
