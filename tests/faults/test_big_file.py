@@ -225,3 +225,19 @@ def test_file_replaced_by_fifo_or_socket_is_a_per_file_error(
     assert -0.05 <= float(t["ended_wall_s"]) - deadline < 1.0
     assert d.files() == before  # the FIFO and the socket are replaced by the snapshot's files
     check_journal(journal, txn_id, "timeout", f"/{IFD}/br0")
+
+
+def test_start_with_a_1gib_file_names_it_and_changes_nothing(daemon: Daemon) -> None:
+    d = daemon
+    drop_huge(d)
+    state = d.state_digest()
+    r = d.cli("start")
+    assert r.rc == 78, r.out + r.err
+    err = r.doc["error"]
+    assert err["code"] == "too-large", err
+    assert err["message"].startswith(f"/{HUGE}: {GIB} bytes is over the per-file limit"), err
+    assert d.txn_json() is None and not list((d.state / "blobs").iterdir())
+    assert {k: v for k, v in d.state_digest().items() if k != "statcache.json"} == {
+        k: v for k, v in state.items() if k != "statcache.json"
+    }
+    assert peak_rss_mb(d.pid) < RSS_LIMIT_MB
