@@ -105,8 +105,8 @@ class FileState:
     mtime_ns: int
     target: str | None = None  # symlink target, verbatim
     xattrs: tuple[tuple[str, str], ...] = ()  # (name, hex value), incl. security.selinux
-    # Why the bytes were not archived (too large, unreadable); then ``sha256`` is "". Only a
-    # rollback's archive of the discarded config has such entries: a snapshot never does.
+    # Why the bytes were not read (too large, unreadable); then ``sha256`` is "". Only tolerant
+    # scans (a rollback archiving the discarded config, views) make such entries, never a snapshot.
     unarchived: str | None = None
 
     def same_content(self, other: FileState) -> bool:
