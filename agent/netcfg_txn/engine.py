@@ -714,7 +714,7 @@ class Engine:
         bad: list[Skipped] = []
         now = files.scan(self.root, self.fileset, self.cfg.limits, sink=sink, errors=bad)
         for b in bad:
-            log.error("cannot archive %s before rollback (%s); the snapshot wins", b.path, b.why)
+            log.error("cannot archive %s (%s)", b.path, b.why)
         return now, bad
 
     def _finalize(self, t: Txn) -> None:
