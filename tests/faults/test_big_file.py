@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.harness import Daemon, make
-from tests.faults.bigfile_env import RSS_WRAPPER, Journal, in_mount_ns, need, peak_rss_mb
+from tests.faults.bigfile_env import RSS_WRAPPER, in_mount_ns, peak_rss_mb
+from tests.faults.conftest import Journal, need
 
 MSG_FAILED = "d4510d873c7d42dcb01059d8acdbec9f"
 IFD = "etc/network/interfaces.d"
@@ -34,17 +35,9 @@ RSS_LIMIT_MB = 100.0
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    need("unshare", "nsenter")
-    j = Journal(tmp_path / "journal.sock")
-    try:
-        yield j
-    finally:
-        j.close()
-
-
-@pytest.fixture
 def daemon(tmp_path: Path, journal: Journal) -> Iterator[Daemon]:
+    """The real daemon in a private mount namespace whose journal is ``journal`` (conftest)."""
+    need("unshare", "nsenter")
     d = make(tmp_path / "d", wrapper=journal.wrapper())
     try:
         d.start(timeout_s=30)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.daemon.harness import make
-from tests.faults.bigfile_env import need
+from tests.faults.conftest import need
 
 IFD = "etc/network/interfaces.d"
 # x86_64 / aarch64 numbers of unlink and unlinkat (aarch64 has no unlink)
