@@ -16,6 +16,7 @@ APT_PACKAGES=(
   debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel
   dpkg-dev fakeroot build-essential rpm                           # .deb / .rpm builds
   openssl wrk                                                     # TLS and load tests
+  openssh-server openssh-client                                   # fleet tier: sshd per simulated host
   qemu-system-x86 qemu-utils                                      # power-cut VM
   groff-base man-db                                               # man pages render test
 )
