@@ -217,7 +217,8 @@ class Fleet:
         (d / "sshd_config").write_text(
             f"ListenAddress {host.addr}\nHostKey {ssh}/hostkey\nPidFile none\n"
             f"AuthorizedKeysFile {ssh}/authorized_keys\nPermitRootLogin prohibit-password\n"
-            "UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "UsePAM no\nStrictModes no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
             f"Subsystem sftp {SFTP}\nSetEnv PATH={VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin\n"
             "MaxStartups 100:30:200\nMaxSessions 50\nClientAliveInterval 5\nLogLevel ERROR\n"
         )
