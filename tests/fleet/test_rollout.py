@@ -158,7 +158,8 @@ def test_controller_killed_mid_batch_every_started_host_rolls_back_alone(
     marks.mkdir()
     hold = 20
     doc = {"nctf_serial": serial(), "nctf_timeout": f"{timeout_s()}s", "nctf_hold": f"{hold}s",
-           "nctf_checks": str(PLAYBOOKS / "hold_checks.yml"), "nctf_marks": str(marks)}  # fmt: skip
+           "nctf_checks": str(PLAYBOOKS / "tasks/hold_checks.yml"),
+           "nctf_marks": str(marks)}  # fmt: skip
     proc = fleet.playbook_popen(
         PLAYBOOKS / "rollout.yml",
         fleet.inventory(fleet.workdir / "inventory"),

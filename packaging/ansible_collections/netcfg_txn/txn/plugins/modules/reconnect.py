@@ -25,7 +25,7 @@ description:
     O(hold), so that a good host does not expire while the rest of its batch is still being
     waited for.
   - When the host does not answer before its deadline, the change broke its path. The action then
-    waits until the deadline plus O(grace_s) and looks again: the result says whether the host's
+    waits until the deadline plus O(grace_s) and looks again; the result says whether the host's
     timer rolled it back and it answers on its old configuration (RV(back_on_old_config)), and the
     task fails with a message naming the host and why, so the play recap shows it.
   - Always bounded - it never waits past O(deadline) + O(grace_s).
@@ -38,7 +38,7 @@ options:
     required: true
   deadline:
     description:
-      - The transaction's deadline in seconds since the epoch (RV(netcfg_txn.txn.transaction#module:deadline)).
+      - The transaction's deadline in seconds since the epoch (the RV(deadline) returned by M(netcfg_txn.txn.transaction)).
         Controller and host clocks are assumed to agree within O(margin_s).
     type: float
     required: true
