@@ -20,6 +20,7 @@ import time
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -80,7 +81,7 @@ class ActionModule(ActionBase):
         delay = float(args.get("delay", 1))
         connect_timeout = int(args.get("connect_timeout", 5))
         token = args.get("token")
-        commit = bool(args.get("commit", False))
+        commit = boolean(args.get("commit", False), strict=False)
         hold = args.get("hold")
         job = args.get("apply_job")
         if self._task.check_mode:
@@ -90,60 +91,43 @@ class ActionModule(ActionBase):
             self._connection.set_option("timeout", connect_timeout)
         except (AttributeError, KeyError, AnsibleError):
             pass
+        # One module run per attempt, on a new connection each time: wait for the apply job,
+        # then commit (or extend); its success is the proof that new connections get through.
+        final_args = {"id": txn_id, "token": token}
+        if commit:
+            final_args["state"] = "committed"
+        elif hold:
+            final_args.update(state="extended", timeout=hold)
+        else:
+            final_args["state"] = "status"
+        if job and final_args["state"] != "status":
+            final_args.update(apply_job=job, apply_wait=max(1, int(deadline - margin - time.time())),
+                              async_dir=self.get_shell_option("async_dir", default="~/.ansible_async"))  # fmt: skip
         began = time.time()
         why = ["not tried"]
-        status = None
-        # 1. Reach the host on a new connection before its deadline.
+        final = None
         while True:
-            status, why = self._try(task_vars, {"state": "status"})
-            if status is not None or time.time() + delay + connect_timeout > deadline - margin:
+            final, why = self._try(task_vars, final_args)
+            if final is not None or time.time() + delay + connect_timeout > deadline - margin:
                 break
             time.sleep(delay)
         reached_after = round(time.time() - began, 1)
-        txn = (status or {}).get("status", {}).get("transaction") if status else None
-        if status is None or not txn or txn.get("id") != txn_id:
-            return self._cut(task_vars, result, txn_id, deadline, grace, delay, began, why, status)
-
-        # 2. The apply job, if it ran detached, must have finished and succeeded.
-        if job:
-            # what the async_status action passes its module: where the job wrote its result
-            async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
-            while True:
-                try:
-                    js = self._execute_module(module_name="ansible.builtin.async_status",
-                                              module_args={"jid": job, "mode": "status", "_async_dir": async_dir},
-                                              task_vars=task_vars)  # fmt: skip
-                except AnsibleError as e:
-                    js = {"failed": True, "msg": to_text(e)}
-                if js.get("finished") or js.get("failed"):
-                    break
-                if time.time() + delay > deadline - margin:
-                    js = {"failed": True, "msg": "the apply command was still running at the deadline"}
-                    break
-                time.sleep(delay)
-            if js.get("failed") or js.get("rc", 0) != 0:
-                tail = to_text(js.get("stderr") or js.get("msg") or "")[-400:]
-                result.update(failed=True, cut=False, id=txn_id, apply=js,
-                              msg="the apply command failed on %s (rc=%s): %s"
-                              % (task_vars.get("inventory_hostname"), js.get("rc"), tail))  # fmt: skip
-                return result
-
-        # 3. Reachable with our transaction open: protect it from the deadline, or commit now.
-        final = None
-        if commit:
-            final = self._execute_module(module_name=MODULE, task_vars=task_vars,
-                                         module_args={"state": "committed", "id": txn_id,
-                                                      "token": token})  # fmt: skip
-        elif hold:
-            final = self._execute_module(module_name=MODULE, task_vars=task_vars,
-                                         module_args={"state": "extended", "id": txn_id,
-                                                      "token": token, "timeout": hold})  # fmt: skip
-        if final is not None and final.get("failed"):
+        if final is None:
+            return self._cut(task_vars, result, txn_id, deadline, grace, delay, began, why, None)
+        if final.get("failed"):
+            if final.get("outcome") not in (None, "open") or (final.get("error") or {}).get(
+                "code"
+            ) in ("no-transaction", "not-found"):
+                # reachable, but the transaction is gone: its timer got there first
+                return self._cut(task_vars, result, txn_id, deadline, grace, delay, began, why, final)
             final.update(cut=False, reached_after_s=reached_after)
             return final
-        result.update(final or {})
+        if final_args["state"] == "status":
+            txn = (final.get("status") or {}).get("transaction") or {}
+            if txn.get("id") != txn_id:
+                return self._cut(task_vars, result, txn_id, deadline, grace, delay, began, why, final)
+        result.update(final)
         result.update(
-            changed=bool(final and final.get("changed")),
             failed=False,
             cut=False,
             id=txn_id,
@@ -164,7 +148,7 @@ class ActionModule(ActionBase):
         end = deadline + grace
         back = None
         while time.time() < end:
-            back, _ = self._try(task_vars, {"state": "status"})
+            back, _why = self._try(task_vars, {"state": "status"})
             if back is not None:
                 break
             time.sleep(delay)

@@ -30,7 +30,7 @@ description:
     task fails with a message naming the host and why, so the play recap shows it.
   - Always bounded - it never waits past O(deadline) + O(grace_s).
 author:
-  - netcfg-txn developers
+  - netcfg-txn developers (@netcfg-txn)
 options:
   id:
     description: The transaction id returned by M(netcfg_txn.txn.transaction) with C(state=started).
@@ -38,7 +38,7 @@ options:
     required: true
   deadline:
     description:
-      - The transaction's deadline in seconds since the epoch (the RV(deadline) returned by M(netcfg_txn.txn.transaction)).
+      - The transaction's deadline in seconds since the epoch (the C(deadline) returned by M(netcfg_txn.txn.transaction)).
         Controller and host clocks are assumed to agree within O(margin_s).
     type: float
     required: true

@@ -30,7 +30,7 @@ description:
     of a rolled-back one, reports C(changed=false). O(state=committed) of a transaction the timer
     already rolled back fails and says so.
 author:
-  - netcfg-txn developers
+  - netcfg-txn developers (@netcfg-txn)
 options:
   state:
     description:
@@ -79,6 +79,23 @@ options:
         C(probes-or-manual).
     type: str
     choices: [manual, probes, probes-or-manual]
+  apply_job:
+    description:
+      - With O(state=committed) or O(state=extended), first wait for this C(async) job (the
+        C(ansible_job_id) of the command that applied the change, started with C(poll=0)) to
+        finish, and fail without committing if it failed. One round trip instead of an
+        C(async_status) task and a commit task.
+    type: str
+  apply_wait:
+    description:
+      - Seconds to wait for O(apply_job) to finish.
+    type: int
+    default: 120
+  async_dir:
+    description:
+      - Where C(async) jobs write their results (Ansible's C(async_dir) shell option).
+    type: path
+    default: ~/.ansible_async
   socket:
     description:
       - The daemon's control socket.
@@ -182,7 +199,9 @@ error:
 
 import http.client
 import json
+import os
 import socket
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from urllib.parse import quote
@@ -308,6 +327,30 @@ def open_txn(status):
     return status.get("transaction") if status.get("state") != "idle" else None
 
 
+def wait_job(module):
+    """The finished result of the apply job, or fail: never commit over a failed apply."""
+    p = module.params
+    path = os.path.join(p["async_dir"], p["apply_job"])
+    end = time.time() + p["apply_wait"]
+    while True:
+        try:
+            with open(path) as f:
+                job = json.load(f)
+        except (OSError, ValueError):
+            job = None  # not written yet, or being rewritten
+        if job is not None and not (job.get("started") and not job.get("finished")):
+            break
+        if time.time() > end:
+            module.fail_json(msg="the apply job %s had not finished after %ss; not committed"
+                             % (p["apply_job"], p["apply_wait"]), apply=job)  # fmt: skip
+        time.sleep(0.2)
+    if job.get("failed") or job.get("rc", 0) != 0:
+        tail = (job.get("stderr") or job.get("msg") or "")[-400:]
+        module.fail_json(msg="the apply command failed (rc=%s): %s; not committed"
+                         % (job.get("rc"), tail), apply=job)  # fmt: skip
+    return job
+
+
 def run(module, daemon):
     p = module.params
     state = p["state"]
@@ -347,6 +390,8 @@ def run(module, daemon):
         if module.check_mode:
             return dict(changed=True, msg="would move transaction %s to %s" % (tid, state),
                         **described(current))  # fmt: skip
+        if p["apply_job"] and state in ("committed", "extended"):
+            wait_job(module)
         path = "/v1/transactions/%s/" % quote(tid, safe="")
         if state == "committed":
             doc = daemon.call("POST", path + "confirm", {}, token=p["token"])
@@ -394,6 +439,9 @@ def main():
             allow_pending=dict(type="bool", default=False),
             probes=dict(type="list", elements="str", default=[]),
             policy=dict(type="str", choices=["manual", "probes", "probes-or-manual"]),
+            apply_job=dict(type="str"),
+            apply_wait=dict(type="int", default=120),
+            async_dir=dict(type="path", default="~/.ansible_async"),
             socket=dict(type="path", default="/run/netcfg-txn/control"),
             request_timeout=dict(type="int", default=300),
         ),
