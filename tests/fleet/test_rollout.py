@@ -38,7 +38,7 @@ def serial() -> int:
 def timeout_s() -> int:
     # Every host of a batch must be started, changed, applied and reached again within it; on
     # the 2-core CI machine ansible needs about 1 s of controller CPU per host and task.
-    return 30 + 5 * serial()
+    return 30 + 6 * serial()
 
 
 def batches(f: lab.Fleet) -> list[list[lab.Host]]:

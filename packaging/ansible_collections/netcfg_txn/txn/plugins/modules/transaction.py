@@ -372,7 +372,7 @@ def run(module, daemon):
             if st.get("pending") and not p["allow_pending"]:
                 raise DaemonError({"code": "pending-edits", "message": "changed outside a "
                                    "transaction: %s" % ", ".join(st["pending"])})  # fmt: skip
-            return dict(changed=True, msg="would start a transaction")
+            return dict(changed=True, id=None, msg="would start a transaction")
         body = {"allow_pending": p["allow_pending"]}
         for key in ("timeout", "label", "policy"):
             if p[key] is not None:
