@@ -141,7 +141,7 @@ def test_host_refusing_to_start_stops_the_batch_before_any_change(fleet: lab.Fle
     # the others of the batch had started: rolled back at once, before any change
     for h in second[2:]:
         last = h.status()["last"]
-        assert (last["outcome"], last["reason"]) == ("rolled-back", "requested"), (h.name, last)
+        assert (last["outcome"], last["reason"]) == ("rolled-back", "manual"), (h.name, last)
         assert not last.get("bounced"), last
         on_old_config(h, fleet)
     for batch in later:
