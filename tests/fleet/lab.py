@@ -281,6 +281,9 @@ class Fleet:
             ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"),
             ANSIBLE_HOME=str(self.workdir / "ansible-home"),
             ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.workdir / "cp"),
+            # the hosts share the machine's /root: keep their job files and temp dirs in ours
+            ANSIBLE_ASYNC_DIR=str(self.workdir / "async"),
+            ANSIBLE_REMOTE_TMP=str(self.workdir / "remote-tmp"),
             ANSIBLE_SSH_ARGS=(
                 "-o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null "
                 "-o StrictHostKeyChecking=no -o BatchMode=yes "
