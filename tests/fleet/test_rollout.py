@@ -90,8 +90,8 @@ def test_good_change_committed_everywhere(fleet: lab.Fleet) -> None:
 
 def test_path_cut_in_batch_k_stops_there_and_goes_back_alone(fleet: lab.Fleet) -> None:
     first, second, *later = batches(fleet)
-    cut = second[0]
-    rc, out, recap = run(fleet, nctf_cut=[cut.name])
+    cut, failing, good = second[0], second[1:2], second[2:]
+    rc, out, recap = run(fleet, nctf_cut=[cut.name], nctf_fail_apply=[h.name for h in failing])
     assert rc != 0, out[-4000:]
     # the recap and the role's message say which host broke and why
     assert recap[cut.name][3] == 1, recap
@@ -103,8 +103,15 @@ def test_path_cut_in_batch_k_stops_there_and_goes_back_alone(fleet: lab.Fleet) -
     last = cut.status()["last"]
     assert (last["outcome"], last["reason"]) == ("rolled-back", "timeout"), last
     on_old_config(cut, fleet)
+    # a host whose apply command failed was rolled back at once by the role
+    for h in failing:
+        assert recap[h.name][3] == 1, recap
+        assert "the apply command failed (rc=3)" in out, out[-4000:]
+        last = h.status()["last"]
+        assert (last["outcome"], last["reason"]) == ("rolled-back", "manual"), (h.name, last)
+        on_old_config(h, fleet)
     # the other hosts of that batch proved their own path and are committed
-    for h in second[1:]:
+    for h in good:
         committed_new(h)
     # later batches are never touched
     for batch in later:
