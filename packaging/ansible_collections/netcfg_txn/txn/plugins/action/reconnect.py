@@ -120,7 +120,17 @@ class ActionModule(ActionBase):
             ) in ("no-transaction", "not-found"):
                 # reachable, but the transaction is gone: its timer got there first
                 return self._cut(task_vars, result, txn_id, deadline, grace, delay, began, why, final)
-            final.update(cut=False, reached_after_s=reached_after)
+            # reachable but failed (the apply command, a refused commit): roll back now rather
+            # than when the batch's slowest host is done, which may be past this deadline
+            try:
+                rb = self._execute_module(module_name=MODULE, task_vars=task_vars,
+                                          module_args={"state": "rolled_back", "id": txn_id,
+                                                       "token": token})  # fmt: skip
+            except AnsibleError as e:
+                rb = {"failed": True, "msg": to_text(e)}
+            final.update(cut=False, reached_after_s=reached_after, rolled_back=not rb.get("failed"),
+                         msg="%s; %s" % (final.get("msg"), "rolled back at once"
+                                         if not rb.get("failed") else "rollback: %s" % rb.get("msg")))  # fmt: skip
             return final
         if final_args["state"] == "status":
             txn = (final.get("status") or {}).get("transaction") or {}
