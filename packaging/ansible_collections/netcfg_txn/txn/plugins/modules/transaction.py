@@ -223,6 +223,7 @@ CODE_HELP = {
     "config-invalid": "the host's netcfg-txn configuration or a managed file is invalid",
     "too-large": "the managed files exceed the configured size limits",
     "rejected-config": "this file set was rolled back before; starting again needs an explicit force",
+    "not-kept": "the change was not kept and was rolled back",
     "usage": "bad arguments",
     "bad-request": "the daemon rejected the request",
     "failed": "the daemon could not complete the operation",
