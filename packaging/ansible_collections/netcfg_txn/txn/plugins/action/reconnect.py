@@ -100,14 +100,24 @@ class ActionModule(ActionBase):
             final_args.update(state="extended", timeout=hold)
         else:
             final_args["state"] = "status"
-        if job and final_args["state"] != "status":
-            final_args.update(apply_job=job, apply_wait=max(1, int(deadline - margin - time.time())),
-                              async_dir=self.get_shell_option("async_dir", default="~/.ansible_async"))  # fmt: skip
         began = time.time()
         why = ["not tried"]
         final = None
-        while True:
-            final, why = self._try(task_vars, final_args)
+        if job:
+            # First the apply job must have finished; only a connection opened after that proves
+            # anything (a module already waiting on the host would commit through the old path).
+            job_args = {"state": "status", "apply_job": job,
+                        "apply_wait": max(1, int(deadline - margin - time.time())),
+                        "async_dir": self.get_shell_option("async_dir", default="~/.ansible_async")}  # fmt: skip
+            while True:
+                done, why = self._try(task_vars, job_args)
+                if done is not None or time.time() + delay + connect_timeout > deadline - margin:
+                    break
+                time.sleep(delay)
+            if done is not None and done.get("failed"):
+                final = done
+        while final is None:
+            final, why = self._try(task_vars, final_args)  # _try resets: a new connection
             if final is not None or time.time() + delay + connect_timeout > deadline - margin:
                 break
             time.sleep(delay)

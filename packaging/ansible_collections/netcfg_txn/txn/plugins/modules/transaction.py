@@ -81,10 +81,11 @@ options:
     choices: [manual, probes, probes-or-manual]
   apply_job:
     description:
-      - With O(state=committed) or O(state=extended), first wait for this C(async) job (the
-        C(ansible_job_id) of the command that applied the change, started with C(poll=0)) to
-        finish, and fail without committing if it failed. One round trip instead of an
-        C(async_status) task and a commit task.
+      - With O(state=status), O(state=committed) or O(state=extended), first wait for this
+        C(async) job (the C(ansible_job_id) of the command that applied the change, started with
+        C(poll=0)) to finish, and fail without committing if it failed. The commit must then go
+        over a connection opened B(after) the job finished (M(netcfg_txn.txn.reconnect) does
+        that), or it proves nothing about the new network.
     type: str
   apply_wait:
     description:
@@ -360,6 +361,8 @@ def run(module, daemon):
     current = open_txn(st)
 
     if state == "status":
+        if p["apply_job"] and not module.check_mode:
+            wait_job(module)
         return dict(changed=False, status=st, **(described(current) if current else {}))
 
     if state == "started":
