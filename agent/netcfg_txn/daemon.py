@@ -77,6 +77,7 @@ class Daemon:
         self.deadline_fired_at: float | None = None  # loop time, for latency measurements
         self.peers: PeerCache | None = None  # set when the remote API is enabled
         self.supervisor: ProbeSupervisor | None = None
+        self.config_fallback: str | None = None  # set while running on a fallback config
         self.fd_reserve = FdReserve()
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = RETRY_FIRST_S
@@ -285,7 +286,32 @@ class Daemon:
         extra = ["probes", "confirm-policies"] + (["remote-tls"] if self.peers else [])
         return list(CAPABILITIES) + extra
 
+    async def _require_valid_config(self) -> None:
+        """A new transaction is refused while our own config does not parse: its file set and
+        rollback settings would be a guess. Timer, rollback, status and commit keep working."""
+        if self._reload is None:
+            return
+        try:
+            cfg = await asyncio.to_thread(self._reload)
+        except ConfigError as e:
+            raise ConfigError(
+                f"the configuration is invalid: {e.message}; no new transaction until it is fixed",
+                hint="fix it, check it with 'netcfg-txn config check', then "
+                "'systemctl reload netcfg-txnd'",
+            ) from None
+        if self.config_fallback is not None:  # fixed since start-up: adopt it, as a reload would
+            async with self.lock:
+                self._adopt(cfg)
+
+    def _adopt(self, cfg: configmod.Config) -> None:
+        self.engine.cfg = cfg
+        self.engine.fileset = cfg.fileset
+        self.engine.network = make_network(cfg, root=self.engine.root)
+        self.config_fallback = None
+        log.info("configuration loaded from %s", ", ".join(cfg.sources) or "defaults")
+
     async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]:
+        await self._require_valid_config()
         confirm = parse_confirm(body, self.engine.cfg.probes)  # BadRequest before any snapshot
         if actor.kind == "remote":
             await self._check_targets(confirm)
@@ -440,10 +466,7 @@ class Daemon:
                 )
                 return
             async with self.lock:
-                self.engine.cfg = cfg
-                self.engine.fileset = cfg.fileset
-                self.engine.network = make_network(cfg, root=self.engine.root)
-            log.info("configuration reloaded from %s", ", ".join(cfg.sources) or "defaults")
+                self._adopt(cfg)
         finally:
             self.notifier.notify("READY=1")
 
@@ -477,7 +500,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     # Our own config errors never disarm anything: keep the last good config (and, for an open
     # transaction, the one frozen at its start) and say so loudly.
-    cfg, _ = lastgood.load_or_last_good(cfg_path, state_dir, who="netcfg-txnd")
+    cfg, fallback = lastgood.load_or_last_good(cfg_path, state_dir, who="netcfg-txnd")
     root = Path(args.root)
     engine = assemble.engine(root, cfg, config=Path(args.config) if args.config else None,
                              state_dir=state_dir)  # fmt: skip
@@ -489,6 +512,7 @@ async def serve(args: argparse.Namespace) -> int:
     except BlockingIOError:
         raise Busy(f"another netcfg-txnd holds {engine.store.lock_path}") from None
     daemon = Daemon(engine, notifier, reload=load)
+    daemon.config_fallback = fallback
     daemon.fd_reserve.take()
     # Recovery, then the timer, then the control socket. Everything after that is optional and
     # fails only itself: the open transaction's rollback never waits for it.

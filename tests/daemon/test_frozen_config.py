@@ -111,17 +111,27 @@ def test_daemon_with_broken_config_keeps_the_last_good_one(
               + '[apply]\nbackend = "none"\n')  # fmt: skip
     d.kill()
     assert (d.state / "last-good-config.json").exists()
-    d.config.write_text(d.config.read_text() + "[nonsense\n")
+    good = d.config.read_text()
+    d.config.write_text(good + "[nonsense\n")
     d.start()
     assert "the last good config" in d.log.read_text()
-    r = d.cli("start")
-    assert r.rc == 0, r.err
-    assert r.doc["transaction"]["timeout_s"] == 77  # the last good [timer] default
     st = d.cli("status")
     assert st.rc == 0
     assert "invalid TOML" in st.doc["config_error"]
     human = d.cli("status", as_json=False)
     assert human.rc == 0 and "WARNING" in human.err and "CONFIG INVALID" in human.out
+    # A new transaction would snapshot a guessed file set: refused, naming the problem.
+    state = d.state_digest()
+    r = d.cli("start")
+    assert r.rc == 78, r.out
+    assert "invalid TOML" in r.doc["error"]["message"] and "config check" in r.doc["error"]["hint"]
+    assert d.state_digest() == state
+    # Fixed (no reload needed): the next start uses the fixed config.
+    d.config.write_text(good.replace('default = "77s"', 'default = "66s"'))
+    r = d.cli("start")
+    assert r.rc == 0, r.err
+    assert r.doc["transaction"]["timeout_s"] == 66
+    assert d.cli("status").doc.get("config_error") is None
     assert d.cli("rollback").rc == 0
 
 

@@ -59,11 +59,12 @@ class AgentDaemon:
     def start(self, extra_config: str = "") -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # No [files] presets: the default manages every preset's globs, right inside a sandbox.
-        # [timer] min 1s: the expiry tests use a few seconds to keep the tier fast.
+        # [timer] min 1s: the expiry tests use a few seconds to keep the tier fast. It comes before
+        # [apply], because extra_config's first lines are [apply] keys.
         timer = "" if "[timer]" in extra_config else '[timer]\nmin = "1s"\n'
         self.config.write_text(
-            f'[state]\ndir = "{self.state}"\n[apply]\nbackend = "{self.backend}"\n'
-            f"{timer}{extra_config}"
+            f'[state]\ndir = "{self.state}"\n{timer}[apply]\nbackend = "{self.backend}"\n'
+            f"{extra_config}"
         )
         argv = agent_command(
             "netcfg-txnd",
