@@ -28,20 +28,7 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sock.bind("/run/systemd/journal/socket")
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 
-def parse(data):
-    out, i = {}, 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        line = data[i:nl]
-        if b"=" in line:
-            k, v = line.split(b"=", 1)
-            out[k.decode()] = v.decode(errors="replace")
-            i = nl + 1
-        else:
-            n = struct.unpack("<Q", data[nl + 1:nl + 9])[0]
-            out[line.decode()] = data[nl + 9:nl + 9 + n].decode(errors="replace")
-            i = nl + 9 + n + 1
-    return out
+from tests.journald import parse_native as parse
 
 msgs, stop = [], threading.Event()
 def receive():
