@@ -287,9 +287,11 @@ class Daemon:
         return list(CAPABILITIES) + extra
 
     async def _require_valid_config(self) -> None:
-        """A new transaction is refused while our own config does not parse: its file set and
-        rollback settings would be a guess. Timer, rollback, status and commit keep working."""
-        if self._reload is None:
+        """While the daemon runs on a fallback (it started with a config that does not parse), a
+        new transaction is refused: its file set and rollback settings would be a guess. Timer,
+        rollback, status and commit keep working. A failed reload is different: the old config
+        stays in force, as a reload promises."""
+        if self._reload is None or self.config_fallback is None:
             return
         try:
             cfg = await asyncio.to_thread(self._reload)
@@ -299,9 +301,8 @@ class Daemon:
                 hint="fix it, check it with 'netcfg-txn config check', then "
                 "'systemctl reload netcfg-txnd'",
             ) from None
-        if self.config_fallback is not None:  # fixed since start-up: adopt it, as a reload would
-            async with self.lock:
-                self._adopt(cfg)
+        async with self.lock:  # fixed since start-up: adopt it, as a reload would
+            self._adopt(cfg)
 
     def _adopt(self, cfg: configmod.Config) -> None:
         self.engine.cfg = cfg
