@@ -306,7 +306,6 @@ class Daemon:
 
     def _adopt(self, cfg: configmod.Config) -> None:
         self.engine.cfg = cfg
-        self.engine.fileset = cfg.fileset
         self.engine.network = make_network(cfg, root=self.engine.root)
         self.config_fallback = None
         log.info("configuration loaded from %s", ", ".join(cfg.sources) or "defaults")
