@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from netcfg_txn.errors import CommandFailed
-from netcfg_txn.runner import Completed
+from netcfg_txn.core.errors import CommandFailed
+from netcfg_txn.host.runner import Completed
 
 BACKEND_FIXTURES = Path(__file__).parent / "fixtures" / "backends"
 

@@ -1,4 +1,4 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-from netcfg_txn.cli import run
+from netcfg_txn.cli.main import run
 
 run()

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from netcfg_txn import __version__, redact
-from netcfg_txn.config import parse_duration
-from netcfg_txn.errors import (
+from netcfg_txn import __version__
+from netcfg_txn.core import redact
+from netcfg_txn.core.config import parse_duration
+from netcfg_txn.core.errors import (
     BadRequest,
     Failed,
     InternalError,
@@ -29,7 +30,7 @@ from netcfg_txn.errors import (
     NotFound,
     NotPermitted,
 )
-from netcfg_txn.model import Actor
+from netcfg_txn.core.model import Actor
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ RemoteAuth = Callable[[web.Request, str], Actor]
 
 
 class Service(Protocol):
-    """What the daemon offers the API. Every call is serialized and all-or-nothing (R48)."""
+    """What the daemon offers the API. Every call is serialized and all-or-nothing."""
 
     async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]: ...
     async def arm(self, actor: Actor, txn_id: str | None, token: str | None,

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from netcfg_txn import backstop
-from netcfg_txn.clock import SystemClock
-from netcfg_txn.config import Config
+from netcfg_txn.core.clock import SystemClock
+from netcfg_txn.core.config import Config
 from netcfg_txn.engine import Engine
-from netcfg_txn.netchoice import make_network
+from netcfg_txn.net.choose import make_network
 
 
 def engine(root: Path, cfg: Config, *, config: Path | None, state_dir: Path | None) -> Engine:

@@ -25,13 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netcfg_txn import fsutil, sd
-from netcfg_txn.clock import Clock
+from netcfg_txn.core.clock import Clock
+from netcfg_txn.core.errors import CommandFailed, Unavailable
+from netcfg_txn.core.model import Actor, Phase, Txn
 from netcfg_txn.engine import Backstop, Engine
-from netcfg_txn.errors import CommandFailed, Unavailable
-from netcfg_txn.model import Actor, Phase, Txn
-from netcfg_txn.runner import Runner
-from netcfg_txn.runner import run as default_run
+from netcfg_txn.host import sd
+from netcfg_txn.host.runner import Runner
+from netcfg_txn.host.runner import run as default_run
+from netcfg_txn.store import fsutil
 
 log = logging.getLogger(__name__)
 

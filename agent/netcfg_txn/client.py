@@ -9,7 +9,7 @@ import json
 import socket
 from typing import Any
 
-from netcfg_txn.errors import InternalError, NotPermitted, Unavailable, from_json
+from netcfg_txn.core.errors import InternalError, NotPermitted, Unavailable, from_json
 
 TOKEN_HEADER = "X-Netcfg-Txn-Token"
 

@@ -3,7 +3,7 @@
 
 Every engine call runs in a worker thread under one asyncio lock, so the timer and the watchdog
 ping never starve while a snapshot or a rollback works. The deadline is checked before any request
-that takes the lock: a rollback that is due wins a tie with a late confirm (R34).
+that takes the lock: a rollback that is due wins a tie with a late confirm.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from netcfg_txn import __version__, assemble, backstop, lastgood, sd
-from netcfg_txn import config as configmod
+from netcfg_txn import __version__, assemble, backstop
 from netcfg_txn.api import CAPABILITIES, make_app
-from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
-from netcfg_txn.errors import (
+from netcfg_txn.confirm.probes import ProbeSupervisor, TargetRefused, allowed_address, run_round
+from netcfg_txn.core import config as configmod
+from netcfg_txn.core.errors import (
     Busy,
     ConfigError,
     ExitCode,
@@ -39,14 +39,16 @@ from netcfg_txn.errors import (
     NotPermitted,
     Unavailable,
 )
-from netcfg_txn.fdreserve import FdReserve
-from netcfg_txn.model import Actor, Phase, Reason, Txn
-from netcfg_txn.netchoice import make_network
-from netcfg_txn.peers import PeerCache
-from netcfg_txn.policy import ConfirmPolicy, Policy, parse_confirm, probe_host
-from netcfg_txn.probes import ProbeSupervisor, TargetRefused, allowed_address, run_round
-from netcfg_txn.remoteauth import limiter_for, make_remote_auth
-from netcfg_txn.remotelisten import RemoteListener
+from netcfg_txn.core.model import Actor, Phase, Reason, Txn
+from netcfg_txn.core.policy import ConfirmPolicy, Policy, parse_confirm, probe_host
+from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
+from netcfg_txn.host import sd
+from netcfg_txn.net.choose import make_network
+from netcfg_txn.remote.auth import limiter_for, make_remote_auth
+from netcfg_txn.remote.listen import RemoteListener
+from netcfg_txn.remote.peers import PeerCache
+from netcfg_txn.store import lastgood
+from netcfg_txn.store.fdreserve import FdReserve
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
@@ -104,7 +106,7 @@ class Daemon:
 
     async def _holding_lock(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            await asyncio.to_thread(self.engine.expire)  # rollback wins ties (R34)
+            await asyncio.to_thread(self.engine.expire)  # rollback wins ties
             return await asyncio.to_thread(fn, *args, **kwargs)
         except OSError as e:  # a full or failing state disk: name it, not "internal error"
             log.error("operation failed on the state directory: %s", e)
@@ -505,7 +507,7 @@ async def serve(args: argparse.Namespace) -> int:
     engine = assemble.engine(root, cfg, config=Path(args.config) if args.config else None,
                              state_dir=state_dir)  # fmt: skip
     engine.store.ensure()
-    from netcfg_txn import fsutil
+    from netcfg_txn.store import fsutil
 
     try:
         lock_fd = fsutil.take_lock(engine.store.lock_path)
@@ -569,7 +571,7 @@ async def serve(args: argparse.Namespace) -> int:
         )
         loop.create_task(_stop_when_idle(daemon))
 
-    from netcfg_txn.watch import Watcher
+    from netcfg_txn.store.watch import Watcher
 
     watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
     try:

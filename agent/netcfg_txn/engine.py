@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from netcfg_txn import files, frozen, plan, txn
-from netcfg_txn.clock import Clock
-from netcfg_txn.config import Config
-from netcfg_txn.errors import (
+from netcfg_txn.core import frozen, plan, txn
+from netcfg_txn.core.clock import Clock
+from netcfg_txn.core.config import Config
+from netcfg_txn.core.errors import (
     BadToken,
     Busy,
     ConfigError,
@@ -32,8 +32,8 @@ from netcfg_txn.errors import (
     PendingEdits,
     Rejected,
 )
-from netcfg_txn.fileset import FileSet
-from netcfg_txn.model import (
+from netcfg_txn.core.fileset import FileSet
+from netcfg_txn.core.model import (
     BOOT,
     SYSTEM,
     Actor,
@@ -48,8 +48,9 @@ from netcfg_txn.model import (
     manifest_from_json,
     manifest_to_json,
 )
-from netcfg_txn.network import FileChange, Network, UnchangedFiles
-from netcfg_txn.store import Corrupt, HistoryEntry, Store
+from netcfg_txn.net.network import FileChange, Network, UnchangedFiles
+from netcfg_txn.store import files
+from netcfg_txn.store.state import Corrupt, HistoryEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Engine:
         self._base_cfg = value
 
     @property
-    def fileset(self) -> FileSet:  # R7: the one object every file path below consumes
+    def fileset(self) -> FileSet:  # the one object every file path below consumes
         return self.cfg.fileset
 
     @fileset.setter
@@ -196,7 +197,7 @@ class Engine:
     def _make_network(self, cfg: Config) -> Network:
         if self._network_for is not None:
             return self._network_for(cfg)
-        from netcfg_txn.netchoice import make_network
+        from netcfg_txn.net.choose import make_network
 
         return make_network(cfg, root=self.root)
 
@@ -205,7 +206,7 @@ class Engine:
     def _event(
         self, msg_id: str, message: str, t: Txn | None, level: int | None = None, **fields: Any
     ) -> None:
-        """One structured log line per state transition (R52); the journal keeps the fields."""
+        """One structured log line per state transition; the journal keeps the fields."""
         jf: dict[str, Any] = {"MESSAGE_ID": msg_id}
         if t is not None:
             jf.update(TXN_ID=t.id, PHASE=t.phase.value)
@@ -229,7 +230,7 @@ class Engine:
         return new, effects
 
     def current(self) -> Txn | None:
-        """The recorded transaction; a corrupt record counts as an expired open one (R47)."""
+        """The recorded transaction; a corrupt record counts as an expired open one."""
         try:
             t = self.store.read_txn()
         except Corrupt as e:
@@ -248,7 +249,7 @@ class Engine:
         return Txn(TxnId(sid), Phase.OPEN, now, dead, 0.0, SYSTEM, "", errors=(f"corrupt: {why}",))
 
     def _authorize(self, t: Txn, actor: Actor, token: str | None, *, force: bool = False) -> None:
-        """Local root may act without the token (logged); remote callers never can (R39, R41)."""
+        """Local root may act without the token (logged); remote callers never can."""
         if token is not None:
             if not hmac.compare_digest(hash_token(token), t.token_sha256):
                 raise BadToken(f"wrong token for transaction {t.id}")
@@ -331,8 +332,8 @@ class Engine:
         existing = self.current()
         if existing is not None:
             try:
-                txn.step(existing, txn.Begin(existing))  # raises Busy naming it (R1)
-            except Busy as e:  # R6: the cause, down to where its snapshot lives
+                txn.step(existing, txn.Begin(existing))  # raises Busy naming it
+            except Busy as e:  # the cause, down to where its snapshot lives
                 snap = self.store.snapshots / existing.id
                 raise Busy(
                     f"{e.message}; its snapshot is {snap}", hint=e.hint, details=e.details
@@ -469,7 +470,7 @@ class Engine:
         except NoTransaction:
             if token is not None and (ended := self._ended_with_token(txn_id, token)) is not None:
                 if ended.phase is Phase.COMMITTED:
-                    return ended, True  # R36: a lost reply can be retried safely
+                    return ended, True  # a lost reply can be retried safely
                 raise NoTransaction(
                     f"transaction {ended.id} already ended: {ended.phase.value}"
                     + (f" ({ended.reason.value})" if ended.reason else ""),
@@ -485,7 +486,7 @@ class Engine:
         # Editors and tools rarely fsync: make the new set durable before it is declared kept,
         # or a power cut right after commit could leave empty files that nothing rolls back.
         files.make_durable(self.root, self.fileset)
-        new, effects = self._persist(t, txn.Confirm(actor, time.time()))  # the commit point (R30)
+        new, effects = self._persist(t, txn.Confirm(actor, time.time()))  # the commit point
         assert new is not None
         self._event(MSG_COMMITTED, "committed", new, actor=actor)
         self._run_effects(new, effects)
@@ -573,7 +574,7 @@ class Engine:
         return self._rollback(t, actor, Reason.FORCED)
 
     def expire(self) -> Txn | None:
-        """The dead-man fired. Exactly one rollback: a no-op unless the txn is still open (R32)."""
+        """The dead-man fired. Exactly one rollback: a no-op unless the txn is still open."""
         t = self.current()
         if t is None or t.phase is not Phase.OPEN:
             return None
@@ -600,7 +601,7 @@ class Engine:
     # -------------------------------------------------------------------------- rollback
 
     def _restore(self, t: Txn, *, live: bool) -> Txn:
-        """Restore the snapshot; continue past failures (R17); resumable at every stage (R16)."""
+        """Restore the snapshot; continue past failures; resumable at every stage."""
         assert t.reason is not None
         self._event(MSG_ROLLBACK_BEGUN, f"rolling back ({t.reason.value})", t)
         results: list[StepResult] = list(t.results)
@@ -609,7 +610,7 @@ class Engine:
         now, unreadable = self._scan_tolerant(writer)
         writer.commit()
         discarded_doc = self.store.snapshot_extra(t.id, "discarded")
-        if discarded_doc is None:  # R15: archive before any file is touched
+        if discarded_doc is None:  # archive before any file is touched
             self.store.write_snapshot_extra(t.id, "discarded", manifest_to_json(now))
         restore_plan = plan.plan_restore(snap, now)
         if t.bounce is None:
@@ -651,7 +652,7 @@ class Engine:
         new, effects = self._persist(t, txn.RollbackDone(tuple(results), errors, time.time()))
         assert new is not None
         summary = ", ".join(f"{r.action} {r.target}" for r in results if r.ok) or "nothing to do"
-        if errors:  # loud: CRITICAL, one entry naming every failure (R17)
+        if errors:  # loud: CRITICAL, one entry naming every failure
             msg_id = MSG_FAILED
             text = f"rollback FAILED ({reason}) for {len(errors)} step(s): {'; '.join(errors)}"
         else:
@@ -668,8 +669,8 @@ class Engine:
         touched = [str(f.path) for f in rp.write] + [str(p) for p in rp.delete]
         if self.root != Path("/") or not any(p.startswith("/etc/netplan/") for p in touched):
             return []
-        from netcfg_txn.errors import CommandFailed
-        from netcfg_txn.runner import run
+        from netcfg_txn.core.errors import CommandFailed
+        from netcfg_txn.host.runner import run
 
         try:
             run(["netplan", "generate"], timeout_s=60)
@@ -748,7 +749,7 @@ class Engine:
                 if applied is not None:
                     later = plan.changes(manifest_from_json(applied), discarded)
                     doc["edited_after_apply"] = [str(c.path) for c in later]
-                    if later:  # R19: the snapshot still won; say what was overwritten
+                    if later:  # the snapshot still won; say what was overwritten
                         log.warning(
                             "txn=%s files edited outside the tool after apply (archived): %s",
                             t.id,
@@ -771,7 +772,7 @@ class Engine:
             self.store.write_baseline(now)
             self.store.add_history(t, doc, keep=self.cfg.history)
             if self.root == Path("/"):
-                from netcfg_txn import alarm
+                from netcfg_txn.host import alarm
 
                 alarm.update(t.id, t.phase is Phase.FAILED, "; ".join(t.errors))
         self.store.drop_snapshot(t.id)

@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-pending", action="store_true")
     args = p.parse_args(argv)
 
-    from netcfg_txn import config as configmod
-    from netcfg_txn import fsutil
-    from netcfg_txn.clock import SystemClock
+    from netcfg_txn.core import config as configmod
+    from netcfg_txn.core.clock import SystemClock
+    from netcfg_txn.core.errors import NetcfgTxnError
+    from netcfg_txn.core.model import Actor
     from netcfg_txn.engine import Engine
-    from netcfg_txn.errors import NetcfgTxnError
-    from netcfg_txn.model import Actor
-    from netcfg_txn.netchoice import make_network
+    from netcfg_txn.net.choose import make_network
+    from netcfg_txn.store import fsutil
 
     # fsutil loads libc lazily through ctypes.util.find_library, which forks ldconfig (~30 ms)
     # inside the operation; load it up front so no child process (with its own strace counters)

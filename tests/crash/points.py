@@ -33,12 +33,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from netcfg_txn import config as configmod
-from netcfg_txn import fsutil
-from netcfg_txn.clock import SystemClock
+from netcfg_txn.core import config as configmod
+from netcfg_txn.core.clock import SystemClock
+from netcfg_txn.core.model import Actor, Phase
 from netcfg_txn.engine import Engine
-from netcfg_txn.model import Actor, Phase
-from netcfg_txn.netchoice import make_network
+from netcfg_txn.net.choose import make_network
+from netcfg_txn.store import fsutil
 from tests.crash import tree
 
 DRIVER = Path(__file__).with_name("driver.py")
@@ -65,8 +65,8 @@ def warm_bytecode(cache: Path) -> None:
     crash-point process would double its cost. Runs after this one read the cache, write nothing."""
     ENV["PYTHONPYCACHEPREFIX"] = str(cache)
     env = {k: v for k, v in ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-c", "import netcfg_txn.engine, netcfg_txn.netchoice, "
-                    "netcfg_txn.clock, ctypes, json, argparse"],
+    subprocess.run([sys.executable, "-c", "import netcfg_txn.engine, netcfg_txn.net.choose, "
+                    "netcfg_txn.core.clock, ctypes, json, argparse"],
                    env=env, capture_output=True, check=True, timeout=60)  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from netcfg_txn import client
-from netcfg_txn.errors import NetcfgTxnError
+from netcfg_txn.core.errors import NetcfgTxnError
 
 FILES = {
     "etc/network/interfaces": "auto lo\niface lo inet loopback\nsource interfaces.d/*\n",

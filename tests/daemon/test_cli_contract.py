@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn.errors import NetcfgTxnError
-from netcfg_txn.files import StatCache
+from netcfg_txn.core.errors import NetcfgTxnError
+from netcfg_txn.store.files import StatCache
 from tests.daemon.harness import Daemon, Result, config
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import pytest
 
-from netcfg_txn.errors import NetcfgTxnError
+from netcfg_txn.core.errors import NetcfgTxnError
 from tests.daemon.harness import BASE_CONFIG, Daemon, config, make
 
 NOBODY = 65534
@@ -28,12 +28,13 @@ NOBODY = 65534
 # drops to nobody and runs the real CLI entry point, which only connects to the socket.
 AS_NOBODY = """
 import os, sys
-import netcfg_txn.cli, netcfg_txn.engine, netcfg_txn.netchoice, netcfg_txn.runner, netcfg_txn.clock
+import netcfg_txn.cli.main, netcfg_txn.engine, netcfg_txn.net.choose
+import netcfg_txn.host.runner, netcfg_txn.core.clock
 import json, http.client, encodings.idna
 os.setgroups([])
 os.setgid(%(uid)d)
 os.setuid(%(uid)d)
-netcfg_txn.cli.run(sys.argv[1:])
+netcfg_txn.cli.main.run(sys.argv[1:])
 """
 
 
@@ -225,7 +226,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tupl
 
 
 def test_every_command_of_the_tree_accepts_json_after_its_verb() -> None:
-    from netcfg_txn.cli import cli
+    from netcfg_txn.cli.main import cli
 
     missing = []
     for path in _commands(cli):
@@ -284,7 +285,7 @@ def test_diff_shows_pending_edits_against_the_baseline(spawn: Callable[..., Daem
 
 
 def test_config_show_prints_every_key_under_its_real_name(daemon: Daemon) -> None:
-    from netcfg_txn.config import SCHEMA
+    from netcfg_txn.core.config import SCHEMA
 
     doc = daemon.cli("config", "show").doc["config"]
     for section, keys in SCHEMA.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn.errors import NetcfgTxnError
+from netcfg_txn.core.errors import NetcfgTxnError
 from tests.daemon.harness import Daemon
 
 OVERPRINT = "\x1b[2J\x1b[H\rNo transaction is open.\x1b]0;owned\x07"

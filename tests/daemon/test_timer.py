@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netcfg_txn.errors import NetcfgTxnError
+from netcfg_txn.core.errors import NetcfgTxnError
 from tests.daemon.harness import Daemon
 
 

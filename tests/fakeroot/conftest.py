@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from netcfg_txn import config
+from netcfg_txn.core import config
+from netcfg_txn.core.model import Actor, Instant
 from netcfg_txn.engine import Engine
-from netcfg_txn.model import Actor, Instant
-from netcfg_txn.network import HookNetwork
+from netcfg_txn.net.network import HookNetwork
 
 ROOT_ACTOR = Actor(kind="local", uid=0, pid=1, command="pytest")
 

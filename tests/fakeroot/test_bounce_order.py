@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.bounce import StackNetwork
-from netcfg_txn.links import LiveState
-from netcfg_txn.model import Phase, Reason
-from netcfg_txn.runner import Completed
+from netcfg_txn.core.model import Phase, Reason
+from netcfg_txn.host.runner import Completed
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.links import LiveState
+from netcfg_txn.net.stack import StackNetwork
 from tests.fakeroot.conftest import ROOT_ACTOR, build
 
 ETH1 = "/etc/network/interfaces.d/eth1"

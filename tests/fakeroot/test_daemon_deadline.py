@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from netcfg_txn import config, sd
+from netcfg_txn.core import config
+from netcfg_txn.core.errors import Unavailable
+from netcfg_txn.core.model import Instant, Phase
 from netcfg_txn.daemon import Daemon
 from netcfg_txn.engine import Engine
-from netcfg_txn.errors import Unavailable
-from netcfg_txn.model import Instant, Phase
-from netcfg_txn.network import HookNetwork
-from netcfg_txn.store import Store
+from netcfg_txn.host import sd
+from netcfg_txn.net.network import HookNetwork
+from netcfg_txn.store.state import Store
 from tests.fakeroot.conftest import ROOT_ACTOR
 
 
@@ -185,7 +186,7 @@ def test_read_errors_are_not_corruption(tmp_path: Path, monkeypatch: pytest.Monk
     engine, _clock, f = _setup(tmp_path)
     engine.start(ROOT_ACTOR, timeout_s=60)
     f.write_text("edited\n")
-    import netcfg_txn.fsutil as fsutil
+    import netcfg_txn.store.fsutil as fsutil
 
     real = fsutil.read_json
 

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from netcfg_txn.errors import (
+from netcfg_txn.core.errors import (
     BadToken,
     Busy,
     ConfigError,
@@ -18,8 +18,8 @@ from netcfg_txn.errors import (
     Rejected,
     TooLarge,
 )
-from netcfg_txn.fileset import FileSet
-from netcfg_txn.model import Actor, Phase, Reason
+from netcfg_txn.core.fileset import FileSet
+from netcfg_txn.core.model import Actor, Phase, Reason
 from tests.fakeroot.conftest import ROOT_ACTOR, Env
 
 REMOTE = Actor(kind="remote", peer="ctl", address="192.0.2.9")
@@ -297,7 +297,7 @@ def test_failed_restore_continues_and_reports_everything(env: Env) -> None:
 
 
 def test_hook_command_runs_after_restore_and_is_recorded(make_env, tmp_path: Path) -> None:
-    from netcfg_txn.network import HookNetwork
+    from netcfg_txn.net.network import HookNetwork
 
     marker = tmp_path / "hook-ran"
     env = make_env(network=HookNetwork(f"cat /dev/null > {marker}"))

@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from netcfg_txn import files, fsutil
-from netcfg_txn.errors import ConfigError, NotPermitted, TooLarge
-from netcfg_txn.model import Phase, Reason
+from netcfg_txn.core.errors import ConfigError, NotPermitted, TooLarge
+from netcfg_txn.core.model import Phase, Reason
+from netcfg_txn.store import files, fsutil
 from tests.fakeroot.conftest import ROOT_ACTOR, Env
 
 IFD = "/etc/network/interfaces.d"

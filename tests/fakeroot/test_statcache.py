@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from netcfg_txn import files, fsutil
+from netcfg_txn.store import files, fsutil
 from tests.fakeroot.conftest import ROOT_ACTOR, Env
 
 

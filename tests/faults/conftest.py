@@ -127,7 +127,7 @@ def install_tls(d: Daemon, pki: Pki) -> None:
 
 
 def add_peer(d: Daemon, name: str) -> str:
-    from netcfg_txn.peers import add_peer as _add
+    from netcfg_txn.remote.peers import add_peer as _add
 
     return _add(Path(PEERS_DIR), name, root=d.root)
 

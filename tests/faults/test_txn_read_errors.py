@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from netcfg_txn.errors import NetcfgTxnError
+from netcfg_txn.core.errors import NetcfgTxnError
 from tests.daemon.harness import Daemon
 from tests.faults.conftest import (
     MSG_DEADLINE_RETRY,

@@ -104,7 +104,7 @@ def test_commit_waits_for_a_failed_apply_job_and_does_not_commit(tmp_path: Any) 
 
 def test_every_error_code_of_the_agent_is_explained() -> None:
     """A code added to the agent without a message here fails: the module explains each one."""
-    import netcfg_txn.errors as errors
+    import netcfg_txn.core.errors as errors
 
     codes = {c.code for c in vars(errors).values()
              if isinstance(c, type) and issubclass(c, errors.NetcfgTxnError)}  # fmt: skip

@@ -25,10 +25,12 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sock.bind("/run/systemd/journal/socket")
 sock.settimeout(0.5)
 
-from netcfg_txn import config, sd
+from netcfg_txn.core import config
+
+from netcfg_txn.host import sd
 from netcfg_txn.engine import Engine
-from netcfg_txn.model import Actor, Instant
-from netcfg_txn.network import HookNetwork
+from netcfg_txn.core.model import Actor, Instant
+from netcfg_txn.net.network import HookNetwork
 
 class Clock:
     def now(self):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from netcfg_txn import client
-from netcfg_txn.errors import NetcfgTxnError
+from netcfg_txn.core.errors import NetcfgTxnError
 from tests.netns.stacks import AGENT_ENV, HarnessError, Stack, agent_command, wait_until
 
 # Harness stack name -> ``[apply] backend``.

@@ -26,7 +26,7 @@ Loss meters
     ``PingMeter``: an open-ended ``ping -i 0.01`` stopped with SIGINT, counted per sequence
     number, for actions of unknown length (a timer-driven rollback).
 
-Plus ``netns_python`` (run Python, e.g. ``netcfg_txn.links``, inside a namespace) and
+Plus ``netns_python`` (run Python, e.g. ``netcfg_txn.net.links``, inside a namespace) and
 ``agent_command`` (argv for ``netcfg-txn``/``netcfg-txnd`` from this checkout, same interpreter).
 
 Everything is torn down by ``close()`` (context managers): tracked daemons by PID (TERM, then
@@ -75,7 +75,7 @@ T = TypeVar("T")
 # Environment that makes this checkout's ``netcfg_txn`` importable (also from a venv without it).
 AGENT_ENV = {"PYTHONPATH": str(REPO / "agent")}
 _ENTRY_POINTS = {
-    "netcfg-txn": ("netcfg_txn.cli", "run"),
+    "netcfg-txn": ("netcfg_txn.cli.main", "run"),
     "netcfg-txnd": ("netcfg_txn.daemon", "main"),
 }
 
@@ -669,14 +669,15 @@ def flood_ping(
 def netns_python(ns: str, code: str, arg: object = None, *, timeout_s: float = 60.0) -> Any:
     """Run ``code`` with this interpreter inside namespace ``ns`` and return its JSON result.
 
-    The code sees ``arg`` (JSON round-tripped) and ``links`` (an open ``netcfg_txn.links.Links``)
-    with ``netcfg_txn.links`` imported as ``L``, and sets ``result`` to something JSON-able.
+    The code sees ``arg`` (JSON round-tripped) and ``links`` (an open
+    ``netcfg_txn.net.links.Links``) with ``netcfg_txn.net.links`` imported as ``L``, and sets
+    ``result`` to something JSON-able.
     ``sys.executable`` is used, so running pytest from another venv (e.g. pyroute2 0.7.2) runs the
     namespace side with that pyroute2 too.
     """
     prelude = (
         "import json, sys\n"
-        "from netcfg_txn import links as L\n"
+        "from netcfg_txn.net import links as L\n"
         "arg = json.load(sys.stdin)\n"
         "result = None\n"
         "with L.Links() as links:\n"

@@ -20,8 +20,9 @@ two live in ``harness.py`` and are re-exported here:
     ``DEFAULT_IFACES`` gives nct0 192.0.2.1/24 and nct1 198.51.100.1/24.
 
 Plus (from ``harness.py``) ``ping``, ``FloodPing``/``flood_ping`` and ``PingMeter`` (loss across a
-link while something else happens), ``netns_python`` (run Python, e.g. ``netcfg_txn.links``, inside
-a namespace) and ``agent_command`` (argv for ``netcfg-txn``/``netcfg-txnd`` from this checkout).
+link while something else happens), ``netns_python`` (run Python, e.g.
+``netcfg_txn.net.links``, inside a namespace) and ``agent_command`` (argv for
+``netcfg-txn``/``netcfg-txnd`` from this checkout).
 
 End to end, the daemon and the CLI run *inside* the sandbox, so they see the sandboxed /etc and
 drive the stack's own tools (``stack.env()`` adds what those need, e.g. ifupdown2's PATH);

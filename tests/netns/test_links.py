@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""netcfg_txn.links against real veth and bridge links in throwaway namespaces.
+"""netcfg_txn.net.links against real veth and bridge links in throwaway namespaces.
 
 The links code runs *inside* the host namespace (``ip netns exec NS python``, same interpreter as
 pytest, so the pyroute2 under test is whichever this venv has) and hands its results back as
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from netcfg_txn.links import AddrInfo, LinkInfo, LiveState, NextHop, RouteInfo, RuleInfo, verify
+from netcfg_txn.net.links import AddrInfo, LinkInfo, LiveState, NextHop, RouteInfo, RuleInfo, verify
 from tests.netns.stacks import Topology, ip, netns_python
 
 netns = pytest.mark.netns

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from netcfg_txn.peers import add_peer
+from netcfg_txn.remote.peers import add_peer
 from tests import nslab
 from tests.pki import Pki, make_pki
 

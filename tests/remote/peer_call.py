@@ -8,8 +8,8 @@ import json
 import sys
 import time
 
-from netcfg_txn.errors import NetcfgTxnError
-from netcfg_txn.remote import RemoteClient
+from netcfg_txn.core.errors import NetcfgTxnError
+from netcfg_txn.remote.client import RemoteClient
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ def test_auth_rejections_change_nothing(lab: Lab, tmp_path: Path) -> None:
     assert p.call(HOST, "rollback", old_tid, old_tok, token=lab.token)["ok"]
     cur = p.call(HOST, "start", token=lab.token, timeout="30s")
     tid, ttok = cur["doc"]["transaction"]["id"], cur["doc"]["token"]
-    from netcfg_txn.peers import revoke_peer
+    from netcfg_txn.remote.peers import revoke_peer
 
     revoke_peer(Path("/etc/netcfg-txn/peers.d"), "gone", root=h.root)
     time.sleep(1.2)  # the daemon re-reads peers.d at most once a second

@@ -198,8 +198,8 @@ def test_bash_completion_is_valid_bash() -> None:
 def test_default_config_documents_the_defaults(tmp_path: Path) -> None:
     """The shipped conffile sets nothing (every setting commented out), so changed defaults reach
     everyone who did not override them; and what it shows, uncommented, is exactly the defaults
-    of netcfg_txn.config (no unknown key, no stale value)."""
-    from netcfg_txn import config as configmod
+    of netcfg_txn.core.config (no unknown key, no stale value)."""
+    from netcfg_txn.core import config as configmod
 
     text = (c.REPO / "packaging/config/netcfg-txn.toml").read_text()
     doc = tomllib.loads(text)
@@ -223,7 +223,7 @@ def test_default_config_documents_the_defaults(tmp_path: Path) -> None:
 def test_daemon_can_write_every_preset_directory() -> None:
     """ReadWritePaths= of netcfg-txnd.service covers the directory of every preset glob (the
     daemon restores a file by renaming a temp file in its directory)."""
-    from netcfg_txn.fileset import PRESETS
+    from netcfg_txn.core.fileset import PRESETS
 
     rw = [
         p.lstrip("-")

@@ -12,8 +12,8 @@ from pathlib import PurePosixPath
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netcfg_txn.affected import BouncePlan, FileChange, plan_bounce
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.affected import BouncePlan, FileChange, plan_bounce
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
 from tests.fakes import host_files
 
 P = PurePosixPath

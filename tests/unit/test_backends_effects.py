@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.backends.netplan import Netplan
-from netcfg_txn.errors import CommandFailed
-from netcfg_txn.model import StepResult
+from netcfg_txn.core.errors import CommandFailed
+from netcfg_txn.core.model import StepResult
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends.netplan import Netplan
 from tests.fakes import FakeRunner, failed
 
 NAMES = ["br0", "eth4"]

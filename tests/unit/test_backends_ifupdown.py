@@ -12,8 +12,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.errors import ConfigError
+from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
 from tests.fakes import host_files
 
 IFUPDOWN = get_backend(Stack.IFUPDOWN, ApplySettings())

@@ -12,8 +12,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from netcfg_txn.backends import SELF, ApplySettings, Stack, get_backend
-from netcfg_txn.errors import ConfigError
+from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.net.backends import SELF, ApplySettings, Stack, get_backend
 from tests.fakes import host_files
 
 NETWORKD = get_backend(Stack.NETWORKD, ApplySettings())

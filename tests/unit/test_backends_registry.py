@@ -7,8 +7,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from netcfg_txn.backends import ApplySettings, Backend, Stack, detect, get_backend
-from netcfg_txn.errors import ConfigError
+from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.net.backends import ApplySettings, Backend, Stack, detect, get_backend
 
 P = PurePosixPath
 

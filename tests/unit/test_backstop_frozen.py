@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn import backstop, config, frozen, lastgood
-from netcfg_txn.errors import CommandFailed, ConfigError
-from netcfg_txn.model import SYSTEM, Deadline, Instant, Phase, Txn, TxnId
-from netcfg_txn.runner import Completed
+from netcfg_txn import backstop
+from netcfg_txn.core import config, frozen
+from netcfg_txn.core.errors import CommandFailed, ConfigError
+from netcfg_txn.core.model import SYSTEM, Deadline, Instant, Phase, Txn, TxnId
+from netcfg_txn.host.runner import Completed
+from netcfg_txn.store import lastgood
 
 
 class Clock:
@@ -208,7 +210,7 @@ def test_backstop_grace_has_a_floor() -> None:
 
 def test_backstop_retries_an_unreadable_record_before_giving_up() -> None:
     from netcfg_txn import backstop
-    from netcfg_txn.errors import Unavailable
+    from netcfg_txn.core.errors import Unavailable
 
     calls: list[float] = []
 

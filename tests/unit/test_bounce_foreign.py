@@ -10,9 +10,9 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from netcfg_txn.affected import FileChange
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.bounce import StackNetwork
+from netcfg_txn.net.affected import FileChange
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner
 
 P = PurePosixPath
@@ -59,7 +59,7 @@ def test_another_stacks_file_is_logged_and_gets_the_fallback(
     fallback: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     net, runner = _network(fallback)
-    with caplog.at_level(logging.WARNING, logger="netcfg_txn.bounce"):
+    with caplog.at_level(logging.WARNING, logger="netcfg_txn.net.stack"):
         plan = net.plan([FOREIGN, OTHER], _unchanged)
     assert plan["unattributed"] == ["/etc/network/interfaces"], plan
     logged = caplog.text

@@ -10,12 +10,12 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
-from netcfg_txn.affected import BouncePlan
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.bounce import StackNetwork
-from netcfg_txn.links import AddrInfo, LinkInfo, LiveState, RouteInfo
-from netcfg_txn.model import StepResult
-from netcfg_txn.runner import Completed
+from netcfg_txn.core.model import StepResult
+from netcfg_txn.host.runner import Completed
+from netcfg_txn.net.affected import BouncePlan
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.links import AddrInfo, LinkInfo, LiveState, RouteInfo
+from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner, failed
 
 NCT1 = LinkInfo(3, "nct1", "veth", True, 1500, None, None)

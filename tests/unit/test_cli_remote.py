@@ -13,10 +13,10 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from netcfg_txn import cli as maincli
-from netcfg_txn.cli_remote import peer, remote
-from netcfg_txn.errors import BadToken, ConfigError, NetcfgTxnError, NotFound, Unavailable
-from netcfg_txn.peers import load_peers
+from netcfg_txn.cli import main as maincli
+from netcfg_txn.cli.remote import peer, remote
+from netcfg_txn.core.errors import BadToken, ConfigError, NetcfgTxnError, NotFound, Unavailable
+from netcfg_txn.remote.peers import load_peers
 from tests.pki import Pki
 from tests.unit.test_remote_tls import PEER_TOKEN, TXN_TOKEN, Server, pki, serve  # noqa: F401
 

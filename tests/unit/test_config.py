@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn import config
-from netcfg_txn.errors import ConfigError, ExitCode, UsageError
+from netcfg_txn.core import config
+from netcfg_txn.core.errors import ConfigError, ExitCode, UsageError
 
 
 def test_defaults_manage_every_preset_including_ipv6_companions() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import pytest
 
-from netcfg_txn.cli import cli
+from netcfg_txn.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 MAN = REPO / "packaging" / "man"
@@ -86,7 +86,7 @@ def test_walk_sees_nested_commands_and_their_options() -> None:
 
 
 def test_toml_5_documents_every_key_and_the_open_sections() -> None:
-    from netcfg_txn.config import SCHEMA
+    from netcfg_txn.core.config import SCHEMA
 
     text = _render(MAN / "netcfg-txn.toml.5")
     for section, keys in SCHEMA.items():

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn.backends import ApplySettings
-from netcfg_txn.backends.netplan import Netplan, sync_generated
-from netcfg_txn.runner import Completed
-from netcfg_txn.runner import run as real_run
+from netcfg_txn.host.runner import Completed
+from netcfg_txn.host.runner import run as real_run
+from netcfg_txn.net.backends import ApplySettings
+from netcfg_txn.net.backends.netplan import Netplan, sync_generated
 
 NET = "run/systemd/network"
 

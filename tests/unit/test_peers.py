@@ -9,10 +9,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from netcfg_txn import peers as peers_mod
-from netcfg_txn.errors import BadToken, ConfigError, NotFound, NotPermitted
-from netcfg_txn.model import Actor
-from netcfg_txn.peers import (
+from netcfg_txn.core.errors import BadToken, ConfigError, NotFound, NotPermitted
+from netcfg_txn.core.model import Actor
+from netcfg_txn.remote import peers as peers_mod
+from netcfg_txn.remote.peers import (
     Peer,
     PeerDb,
     add_peer,
@@ -308,7 +308,7 @@ def test_reload_is_cheap(root: Path) -> None:
 
 
 def test_peer_cache_follows_the_directory(root: Path) -> None:
-    from netcfg_txn.peers import PeerCache
+    from netcfg_txn.remote.peers import PeerCache
 
     t = [0.0]
     old = add_peer(PEERS_DIR, "ctl1", None, None, root=root)
@@ -334,8 +334,8 @@ def test_peer_cache_first_load_skips_bad_files(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bad peer file must not keep the daemon (and its dead-man timer) from starting."""
-    from netcfg_txn import sd
-    from netcfg_txn.peers import PeerCache
+    from netcfg_txn.host import sd
+    from netcfg_txn.remote.peers import PeerCache
 
     token = add_peer(PEERS_DIR, "good", None, None, root=root)
     _write(root, "bad.toml", "name = [")

@@ -8,9 +8,9 @@ from pathlib import PurePosixPath as P
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netcfg_txn import plan
-from netcfg_txn.fileset import FileSet, from_presets
-from netcfg_txn.model import FileState, Manifest
+from netcfg_txn.core import plan
+from netcfg_txn.core.fileset import FileSet, from_presets
+from netcfg_txn.core.model import FileState, Manifest
 
 
 def fs(path: str, digest: str = "a" * 64, mode: int = 0o644, uid: int = 0) -> FileState:

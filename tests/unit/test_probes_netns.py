@@ -21,7 +21,7 @@ pytestmark = pytest.mark.netns
 _SCRIPT = textwrap.dedent(
     """
     import asyncio, dataclasses, json, sys
-    from netcfg_txn.probes import ProbeSettings, parse_probe, run_round
+    from netcfg_txn.confirm.probes import ProbeSettings, parse_probe, run_round
     specs = json.loads(sys.argv[1])
     settings = ProbeSettings(settle_s=0, interval_s=0.1, timeout_s=0.5, retries=1, rounds=1)
     r = asyncio.run(run_round([parse_probe(s) for s in specs], settings))

@@ -5,8 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netcfg_txn.errors import BadRequest, ConfigError
-from netcfg_txn.probes import (
+from netcfg_txn.confirm.probes import (
     ConfirmPolicy,
     Policy,
     Probe,
@@ -15,6 +14,7 @@ from netcfg_txn.probes import (
     parse_confirm,
     parse_probe,
 )
+from netcfg_txn.core.errors import BadRequest, ConfigError
 
 
 @pytest.mark.parametrize(

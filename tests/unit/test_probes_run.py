@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from netcfg_txn.probes import (
+from netcfg_txn.confirm.probes import (
     ConfirmPolicy,
     Policy,
     Probe,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from netcfg_txn.ratelimit import Limiter, source_key
+from netcfg_txn.remote.ratelimit import Limiter, source_key
 
 
 def test_burst_then_refused_then_refilled() -> None:

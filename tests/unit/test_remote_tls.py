@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from netcfg_txn.errors import (
+from netcfg_txn.core.errors import (
     BadToken,
     ConfigError,
     ExitCode,
@@ -29,13 +29,13 @@ from netcfg_txn.errors import (
     NoTransaction,
     Unavailable,
 )
-from netcfg_txn.model import Instant
-from netcfg_txn.peers import Peer, PeerDb, hash_token
-from netcfg_txn.ratelimit import Limiter, RateLimited
-from netcfg_txn.remote import RemoteClient, parse_hostport
-from netcfg_txn.remoteauth import is_remote, make_remote_auth, txn_token
-from netcfg_txn.remotelisten import RemoteListener
-from netcfg_txn.tlsconf import RemoteConfig, client_context, server_context
+from netcfg_txn.core.model import Instant
+from netcfg_txn.remote.auth import is_remote, make_remote_auth, txn_token
+from netcfg_txn.remote.client import RemoteClient, parse_hostport
+from netcfg_txn.remote.listen import RemoteListener
+from netcfg_txn.remote.peers import Peer, PeerDb, hash_token
+from netcfg_txn.remote.ratelimit import Limiter, RateLimited
+from netcfg_txn.remote.tlsconf import RemoteConfig, client_context, server_context
 from tests.pki import Pki, make_pki
 
 PEER_TOKEN = "peer-token-0123456789"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from netcfg_txn import sd
-from netcfg_txn.errors import ConfigError
-from netcfg_txn.remotelisten import Limits, RemoteListener
-from netcfg_txn.tlsconf import RemoteConfig
+from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.host import sd
+from netcfg_txn.remote.listen import Limits, RemoteListener
+from netcfg_txn.remote.tlsconf import RemoteConfig
 from tests.pki import Pki, make_pki
 
 

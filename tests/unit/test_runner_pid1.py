@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from netcfg_txn import runner
-from netcfg_txn.errors import CommandFailed
+from netcfg_txn.core.errors import CommandFailed
+from netcfg_txn.host import runner
 
 FAKE = """#!/bin/sh
 printf '%s\\n' "$@" > "$RECORD"
@@ -68,7 +68,7 @@ def test_pid1_is_not_used_from_another_network_namespace() -> None:
     """As in the netns test tiers: systemd's marker is there, but our network namespace is not
     PID 1's, so a transient unit would act on the wrong interfaces: run directly."""
     probe = (
-        "from netcfg_txn import runner; import os; "
+        "from netcfg_txn.host import runner; import os; "
         "print(os.path.isdir('/run/systemd/system'), runner.pid1_can_run_for_us())"
     )
     script = (

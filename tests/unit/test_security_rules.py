@@ -11,16 +11,16 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from netcfg_txn import config
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.display import escape
-from netcfg_txn.errors import BadToken, ConfigError, UsageError
-from netcfg_txn.ifname import problem
-from netcfg_txn.peers import add_peer, hash_token, list_peers, load_peers
-from netcfg_txn.policy import TargetPolicy
-from netcfg_txn.probes import TargetRefused, allowed_address
-from netcfg_txn.redact import redact_argv, redact_diff, redact_text
-from netcfg_txn.runner import run
+from netcfg_txn.confirm.probes import TargetRefused, allowed_address
+from netcfg_txn.core import config
+from netcfg_txn.core.display import escape
+from netcfg_txn.core.errors import BadToken, ConfigError, UsageError
+from netcfg_txn.core.ifname import problem
+from netcfg_txn.core.policy import TargetPolicy
+from netcfg_txn.core.redact import redact_argv, redact_diff, redact_text
+from netcfg_txn.host.runner import run
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.remote.peers import add_peer, hash_token, list_peers, load_peers
 from tests.fakes import FakeRunner
 
 # ------------------------------------------------------------------- 6: secrets in diffs
@@ -236,8 +236,8 @@ def test_two_peer_files_with_one_token_are_both_refused(tmp_path: Path) -> None:
 
 
 def test_subjects_are_compared_as_structures() -> None:
-    from netcfg_txn.peers import subject_matches
-    from netcfg_txn.tlsconf import format_dn, subject_attrs
+    from netcfg_txn.remote.peers import subject_matches
+    from netcfg_txn.remote.tlsconf import format_dn, subject_attrs
 
     spoof = {"subject": ((("organizationName", "t"),), (("commonName", "mallory,CN=ansible"),))}
     attrs = subject_attrs(spoof)
@@ -256,7 +256,7 @@ def test_subjects_are_compared_as_structures() -> None:
 
 
 def test_a_peer_file_with_a_malformed_subject_is_refused() -> None:
-    from netcfg_txn.peers import peer_from_toml
+    from netcfg_txn.remote.peers import peer_from_toml
 
     table = {"name": "p", "token_sha256": "0" * 64, "client_subject": "CN=a,O"}
     with pytest.raises(ConfigError, match="client_subject"):

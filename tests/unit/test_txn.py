@@ -9,9 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netcfg_txn import txn
-from netcfg_txn.errors import Busy, NoTransaction
-from netcfg_txn.model import SYSTEM, Actor, Deadline, Instant, Phase, Reason, StepResult, Txn, TxnId
+from netcfg_txn.core import txn
+from netcfg_txn.core.errors import Busy, NoTransaction
+from netcfg_txn.core.model import (
+    SYSTEM,
+    Actor,
+    Deadline,
+    Instant,
+    Phase,
+    Reason,
+    StepResult,
+    Txn,
+    TxnId,
+)
 
 NOW = Instant("boot-a", 100.0, 1_700_000_000.0)
 D = Deadline("boot-a", 220.0, 1_700_000_120.0)

@@ -1,0 +1,389 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Configuration: layered TOML -> one frozen ``Config``. Parsing is pure; ``load`` reads the files.
+
+Every setting is declared once in ``SCHEMA`` (type, default, help); unknown keys and bad values are
+errors naming the file and key (exit 78).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from netcfg_txn.core.errors import ConfigError, UsageError
+from netcfg_txn.core.fileset import PRESETS, FileSet, Limits, check_glob, from_presets
+from netcfg_txn.core.policy import ProbeSettings, TargetPolicy
+from netcfg_txn.remote.tlsconf import RemoteConfig
+
+DEFAULT_CONFIG = Path("/etc/netcfg-txn/netcfg-txn.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/netcfg-txn")
+DEFAULT_SOCKET = Path("/run/netcfg-txn/control")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"(\d+)\s*(|k|K|KiB|M|MiB|G|GiB)")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20}
+_SIZE_UNITS |= {"G": 1 << 30, "GiB": 1 << 30}
+
+
+# Longer than any sane deadline, short enough that deadline arithmetic never overflows.
+MAX_DURATION_S = 10 * 366 * 86400.0
+_MAX_DURATION_TEXT = 64
+
+
+def parse_duration(text: str | int | float) -> float:
+    """``90``, ``90s``, ``5m``, ``1h``, ``1h30m`` -> seconds. Raises ValueError.
+
+    NaN, infinities and anything over ten years are refused: a NaN deadline compares false with
+    everything (the timer fires at once) and infinities do not survive JSON.
+    """
+    if isinstance(text, bool):
+        raise ValueError("not a duration")
+    if isinstance(text, int | float):
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ValueError("must be a finite number of seconds")
+        if text <= 0:
+            raise ValueError("must be positive")
+        if text > MAX_DURATION_S:
+            raise ValueError("longer than ten years")
+        return float(text)
+    if len(text) > _MAX_DURATION_TEXT:
+        raise ValueError(f"not a duration: longer than {_MAX_DURATION_TEXT} characters")
+    s = text.strip()
+    pos, total = 0, 0.0
+    while pos < len(s):
+        m = _DURATION.match(s, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90, 90s, 5m, 1h)")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not s or total <= 0:
+        raise ValueError(f"not a positive duration: {text!r}")
+    if not math.isfinite(total) or total > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is longer than ten years")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m:02d}m{sec:02d}s"
+    if m:
+        return f"{m}m{sec:02d}s"
+    return f"{sec}s"
+
+
+def parse_size(text: str | int) -> int:
+    if isinstance(text, bool):
+        raise ValueError("not a size")
+    if isinstance(text, int):
+        if text <= 0:
+            raise ValueError("must be positive")
+        return text
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not a size: {text!r} (use e.g. 65536, 64MiB, 1GiB)")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def _str_list(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError("must be a list of strings")
+    return list(v)
+
+
+def _globs(v: Any) -> list[str]:
+    out = _str_list(v)
+    for g in out:
+        if (why := check_glob(g)) is not None:
+            raise ValueError(f"glob {g!r} {why}")
+    return out
+
+
+def _presets(v: Any) -> list[str]:
+    out = _str_list(v)
+    for n in out:
+        if n not in PRESETS:
+            raise ValueError(f"unknown preset {n!r} (known: {', '.join(sorted(PRESETS))})")
+    return out
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("must be a string")
+    return v
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return str(v)
+
+    return check
+
+
+def _count(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v > 10_000:
+        raise ValueError("must be an integer from 1 to 10000")
+    return v
+
+
+def _grace(v: Any) -> float:
+    # Shorter would race the daemon's own rollback: the backstop would kill a healthy daemon.
+    seconds = parse_duration(v)
+    if seconds < 5:
+        raise ValueError("must be at least 5s")
+    return seconds
+
+
+def _abs_path(v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return v
+
+
+BACKENDS = (
+    "auto",
+    "none",
+    "ifupdown",
+    "ifupdown2",
+    "networkd",
+    "networkmanager",
+    "netplan",
+    "ifcfg",
+    "command",
+)
+
+# section -> key -> (parser, default, help). The one declaration of every setting.
+SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
+    "files": {
+        "presets": (_presets, list(PRESETS), "glob presets to manage"),
+        "include": (_globs, [], "extra absolute globs to manage"),
+        "exclude": (_globs, [], "globs never managed, even if included"),
+        "max_file_size": (parse_size, 64 << 20, "largest single managed file"),
+        "max_total_size": (parse_size, 1 << 30, "largest snapshot in all"),
+    },
+    "timer": {
+        "default": (parse_duration, 120.0, "dead-man timeout when start gives none"),
+        "max": (parse_duration, 86400.0, "longest timeout start/extend accept"),
+        "backstop_grace": (
+            _grace,
+            15.0,
+            "how long after the deadline the systemd backstop rolls back if the daemon has not",
+        ),
+        "min": (parse_duration, 5.0, "shortest timeout start/extend accept"),
+    },
+    "state": {
+        "dir": (_abs_path, str(DEFAULT_STATE_DIR), "persistent state (never tmpfs)"),
+        "history": (_count, 20, "finished transactions (and archives) kept"),
+        "lock_timeout": (parse_duration, 10.0, "how long a request waits for the state lock"),
+    },
+    "apply": {
+        "backend": (_choice(*BACKENDS), "auto", "network stack that applies restored files"),
+        "command": (_str, "", "shell command run after files are restored (e.g. 'ifup -a')"),
+        "fallback": (
+            _choice("reload", "none", "all"),
+            "reload",
+            "unattributable change: what to do",
+        ),
+        "down_command": (_str, "", "backend=command: take {ifname} down"),
+        "up_command": (_str, "", "backend=command: bring {ifname} up"),
+        "reload_command": (_str, "", "backend=command: reload the stack"),
+        "timeout": (parse_duration, 60.0, "limit for each backend command"),
+    },
+}
+
+# Sections whose keys are validated by the module that owns them (remote API, probes).
+OPEN_SECTIONS = ("remote", "probes")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyConfig:
+    backend: str = "auto"
+    command: str = ""
+    fallback: str = "reload"
+    down_command: str = ""
+    up_command: str = ""
+    reload_command: str = ""
+    timeout_s: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    fileset: FileSet
+    limits: Limits
+    timeout_default_s: float
+    timeout_max_s: float
+    state_dir: Path
+    history: int
+    lock_timeout_s: float
+    apply: ApplyConfig
+    extra: Mapping[str, Mapping[str, Any]]  # OPEN_SECTIONS, raw
+    sources: tuple[str, ...]
+    remote: RemoteConfig = RemoteConfig()
+    probes: ProbeSettings = ProbeSettings()
+    backstop_grace_s: float = 15.0
+    # Every SCHEMA key as parsed, under its TOML name ('config show' prints them as written).
+    settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    timeout_min_s: float = 5.0
+    probe_targets: TargetPolicy = TargetPolicy()
+
+    def check_timeout(self, seconds: float | None) -> float:
+        t = self.timeout_default_s if seconds is None else seconds
+        if not math.isfinite(t) or t <= 0:
+            raise UsageError("timeout must be a positive, finite number of seconds")
+        if t < self.timeout_min_s:
+            # Shorter than a confirm can possibly round-trip: it would only ever roll back.
+            raise UsageError(
+                f"timeout {t:g}s is under the minimum {format_duration(self.timeout_min_s)}",
+                hint="lower [timer] min in the configuration if you really need shorter",
+            )
+        if t > self.timeout_max_s:
+            raise UsageError(
+                f"timeout {format_duration(t)} is over the maximum "
+                f"{format_duration(self.timeout_max_s)}",
+                hint="raise [timer] max in the configuration if you really need longer",
+            )
+        return t
+
+
+def merge(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Later layers win key by key. Returns values and, per 'section.key', the file it came from."""
+    values: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for where, doc in layers:
+        for section, table in doc.items():
+            if section not in SCHEMA and section not in OPEN_SECTIONS:
+                known = ", ".join(sorted([*SCHEMA, *OPEN_SECTIONS]))
+                raise ConfigError(f"{where}: [{section}]: unknown section (known: {known})")
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where}: {section}: must be a table ([{section}])")
+            for key, value in table.items():
+                if section in SCHEMA and key not in SCHEMA[section]:
+                    known = ", ".join(SCHEMA[section])
+                    raise ConfigError(f"{where}: [{section}] {key}: unknown key (known: {known})")
+                values.setdefault(section, {})[key] = value
+                origin[f"{section}.{key}"] = where
+    return values, origin
+
+
+def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -> Config:
+    """Pure: (file name, TOML text) pairs in precedence order -> Config."""
+    docs = []
+    for where, text in layers:
+        try:
+            docs.append((where, tomllib.loads(text)))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{where}: invalid TOML: {e}") from None
+    values, origin = merge(docs)
+    v: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        for key, (parser, default, _help) in keys.items():
+            raw = values.get(section, {}).get(key)
+            if raw is None:
+                v.setdefault(section, {})[key] = default
+                continue
+            try:
+                v.setdefault(section, {})[key] = parser(raw)
+            except ValueError as e:
+                raise ConfigError(f"{origin[f'{section}.{key}']}: [{section}] {key}: {e}") from None
+    if v["timer"]["default"] > v["timer"]["max"]:
+        where = origin.get("timer.default") or origin.get("timer.max") or "defaults"
+        raise ConfigError(f"{where}: [timer] default is longer than [timer] max")
+    if not v["timer"]["min"] <= v["timer"]["default"]:
+        where = origin.get("timer.min") or origin.get("timer.default") or "defaults"
+        raise ConfigError(f"{where}: [timer] min is longer than [timer] default")
+    f, a = v["files"], v["apply"]
+    if a["backend"] == "command" and not (a["down_command"] or a["up_command"]):
+        where = origin.get("apply.backend", "config")
+        raise ConfigError(f"{where}: [apply] backend = 'command' needs down_command and up_command")
+    remote = RemoteConfig.from_toml(values.get("remote", {}), _origin(origin, "remote"))
+    probe_table = dict(values.get("probes", {}))
+    probe_targets = TargetPolicy.from_toml(probe_table.pop("allow", []), _origin(origin, "probes"))
+    probes = ProbeSettings.from_toml(probe_table, _origin(origin, "probes"))
+    fileset = from_presets(f["presets"], f["include"], f["exclude"])
+    if not fileset.include:
+        raise ConfigError("[files]: no presets and no include globs: nothing would be managed")
+    return Config(
+        fileset=fileset,
+        limits=Limits(f["max_file_size"], f["max_total_size"]),
+        timeout_default_s=v["timer"]["default"],
+        timeout_max_s=v["timer"]["max"],
+        timeout_min_s=v["timer"]["min"],
+        state_dir=state_dir or Path(v["state"]["dir"]),
+        history=v["state"]["history"],
+        lock_timeout_s=v["state"]["lock_timeout"],
+        apply=ApplyConfig(
+            backend=a["backend"],
+            command=a["command"],
+            fallback=a["fallback"],
+            down_command=a["down_command"],
+            up_command=a["up_command"],
+            reload_command=a["reload_command"],
+            timeout_s=a["timeout"],
+        ),
+        extra={s: dict(values.get(s, {})) for s in OPEN_SECTIONS},
+        sources=tuple(w for w, _ in layers),
+        remote=remote,
+        probes=probes,
+        backstop_grace_s=v["timer"]["backstop_grace"],
+        settings=v,
+        probe_targets=probe_targets,
+    )
+
+
+def _origin(origin: Mapping[str, str], section: str) -> str:
+    """The file(s) that set keys of ``section``, for error messages."""
+    files = sorted({w for k, w in origin.items() if k.startswith(f"{section}.")})
+    return ", ".join(files) or "defaults"
+
+
+def layer_paths(config: Path) -> list[Path]:
+    """The main file (if present) then ``conf.d/*.toml`` beside it, in lexical order."""
+    out = [config] if config.is_file() else []
+    d = config.parent / "conf.d"
+    if d.is_dir():
+        out.extend(sorted(p for p in d.iterdir() if p.suffix == ".toml" and p.is_file()))
+    return out
+
+
+def read_layers(config: Path = DEFAULT_CONFIG) -> list[tuple[str, str]]:
+    """(file name, text) of every layer, in precedence order. Raises ConfigError."""
+    layers = []
+    for p in layer_paths(config):
+        try:
+            layers.append((str(p), p.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: cannot read: {e}") from None
+    return layers
+
+
+def load(config: Path = DEFAULT_CONFIG, *, state_dir: Path | None = None) -> Config:
+    return parse(read_layers(config), state_dir=state_dir)
+
+
+def to_json(cfg: Config) -> dict[str, Any]:
+    """The effective configuration under the keys a config file uses, every one of them
+    (durations as "<seconds>s", sizes in bytes: both valid values of the key)."""
+    doc: dict[str, Any] = {"sources": list(cfg.sources)}
+    for section, keys in SCHEMA.items():
+        table: dict[str, Any] = {}
+        for key, (parser, default, _help) in keys.items():
+            value = cfg.settings.get(section, {}).get(key, default)
+            table[key] = f"{value:g}s" if parser in (parse_duration, _grace) else value
+        doc[section] = table
+    doc["state"]["dir"] = str(cfg.state_dir)  # --state-dir wins over the file
+    doc.update({k: dict(v) for k, v in cfg.extra.items() if v})
+    return doc
+
+
+def managed_dirs(cfg: Config) -> list[PurePosixPath]:
+    return sorted(cfg.fileset.watch_dirs())

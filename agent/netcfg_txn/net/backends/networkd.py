@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""systemd-networkd: ``.network``, ``.netdev``, ``.link`` files and their ``.d/*.conf`` drop-ins."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import ClassVar
+
+from netcfg_txn.core.model import StepResult
+from netcfg_txn.host.runner import Runner
+from netcfg_txn.net.backends.base import (
+    SELF,
+    Backend,
+    FileConfig,
+    Stack,
+    command_step,
+    missing_tools,
+    probe,
+)
+from netcfg_txn.net.backends.keyfile import Section, canonical, parse_keyfile
+
+DIRS = (PurePosixPath("/etc/systemd/network"), PurePosixPath("/run/systemd/network"))
+SUFFIXES = (".network", ".netdev", ".link")
+
+# [Network] keys naming an upper link this one is a port of (enslaved) ...
+_CONTROLLER_KEYS = ("Bridge", "Bond", "VRF", "Team")
+# ... or that is stacked on this one (this link is their parent).
+_STACKED_KEYS = ("VLAN", "MACVLAN", "MACVTAP", "IPVLAN", "IPVTAP", "VXLAN", "Tunnel", "Xfrm")
+
+
+def match_keys(words: Sequence[tuple[bool, str]]) -> list[str] | None:
+    """Fragment keys for a match list of (negated, glob); None if it only excludes.
+
+    One key per positive glob, each carrying every exclusion, as networkd matches: any positive
+    and no negative (``Name=!eth0`` alone matches everything else, so nothing can be blamed).
+    """
+    pos = [w for neg, w in words if not neg]
+    negs = [f"!{w}" for neg, w in words if neg]
+    if not pos:
+        return None
+    return [" ".join([p, *negs]) for p in pos]
+
+
+def match_words(section: Section, key: str) -> list[tuple[bool, str]]:
+    """``Name=`` lines: a leading ``!`` negates the whole line; an empty value resets."""
+    words: list[tuple[bool, str]] = []
+    for value in section.values(key):
+        neg = value.startswith("!")
+        words.extend((neg, w) for w in value.removeprefix("!").split())
+    return words
+
+
+class Networkd(Backend, stack=Stack.NETWORKD):
+    end_of_options: ClassVar[bool] = True  # networkctl parses with getopt_long
+    asynchronous = True
+
+    def owns(self, path: PurePosixPath) -> bool:
+        if path.parent in DIRS:
+            return path.suffix in SUFFIXES
+        d = path.parent
+        return (
+            d.parent in DIRS
+            and path.suffix == ".conf"
+            and any(d.name.endswith(f"{s}.d") for s in SUFFIXES)
+        )
+
+    def parse(self, path: PurePosixPath, text: str) -> FileConfig:
+        sections = parse_keyfile(path, text)
+        canon = canonical(sections)
+        if path.suffix == ".conf":
+            main = path.parent.with_name(path.parent.name.removesuffix(".d"))
+            return self._fragment(main.suffix, [SELF], canon, sections, extends=main)
+        if path.suffix == ".netdev":
+            return self._netdev(canon, sections)
+        key = "OriginalName" if path.suffix == ".link" else "Name"
+        words = [w for s in sections if s.name == "Match" for w in match_words(s, key)]
+        keys = match_keys(words)
+        if keys is None:  # no Name= (MAC, Driver, Path ... or nothing): cannot be attributed
+            return FileConfig(unattributed=True, unattributed_text=canon, exclusive=True)
+        # What applies to each matched link, without the list of links: dropping eth3 from
+        # "Name=eth2 eth3" changes nothing for eth2.
+        applied = canonical(
+            tuple(
+                dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key != key))
+                if s.name == "Match"
+                else s
+                for s in sections
+            )
+        )
+        return self._fragment(path.suffix, keys, applied, sections)
+
+    @staticmethod
+    def _fragment(
+        suffix: str,
+        keys: list[str],
+        canon: str,
+        sections: tuple[Section, ...],
+        extends: PurePosixPath | None = None,
+    ) -> FileConfig:
+        deps: dict[str, frozenset[str]] = {}
+        controllers: set[str] = set()
+        if suffix == ".network":
+            for s in sections:
+                if s.name != "Network":
+                    continue
+                for k in _CONTROLLER_KEYS + _STACKED_KEYS:
+                    for upper in (w for v in s.values(k) for w in v.split()):
+                        deps[upper] = deps.get(upper, frozenset()) | frozenset(keys)
+                        if k in _CONTROLLER_KEYS:
+                            controllers.add(upper)
+        return FileConfig(
+            fragments=dict.fromkeys(keys, canon),
+            deps=deps,
+            controllers=frozenset(controllers),
+            extends=extends,
+            exclusive=extends is None and suffix != ".netdev",
+        )
+
+    @staticmethod
+    def _netdev(canon: str, sections: tuple[Section, ...]) -> FileConfig:
+        names = [n for s in sections if s.name == "NetDev" for n in [s.get("Name")] if n]
+        if not names:  # networkd ignores such a file; still, we cannot tell what it would be
+            return FileConfig(unattributed=True, unattributed_text=canon)
+        return FileConfig(fragments={names[-1]: canon}, virtual=frozenset(names[-1:]))
+
+    def down(
+        self,
+        ifnames: Sequence[str],
+        run: Runner,
+        *,
+        connection_ids: Mapping[str, str] | None = None,
+    ) -> list[StepResult]:
+        # One command per link: networkctl resolves every name first and would fail them all.
+        return self._each("down", ifnames, ["networkctl", "down"], run)
+
+    def reload(self, run: Runner) -> list[StepResult]:
+        argv = ["networkctl", "reload"]
+        return [command_step("reload", "networkctl reload", argv, run, self.settings.timeout_s)]
+
+    def up(
+        self,
+        ifnames: Sequence[str],
+        run: Runner,
+        *,
+        connection_ids: Mapping[str, str] | None = None,
+    ) -> list[StepResult]:
+        return self._each("up", ifnames, ["networkctl", "reconfigure"], run)
+
+    def usable(self, run: Runner) -> str | None:
+        return missing_tools(run, "networkctl") or probe(
+            run, ["networkctl", "--no-pager", "--no-legend", "list"]
+        )
