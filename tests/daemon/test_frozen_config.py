@@ -177,7 +177,8 @@ def test_backstop_rolls_back_for_a_wedged_daemon(
     hook = tmp_path / "hook"
     d = spawn(cfg_with(hook))
     before = d.files()
-    r = d.cli("start", "--timeout", "2s")
+    # Long enough that "early" below is early even on a loaded machine.
+    r = d.cli("start", "--timeout", "8s")
     t = r.doc["transaction"]
     edit(d)
     os.kill(d.pid, signal.SIGSTOP)
