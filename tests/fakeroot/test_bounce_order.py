@@ -11,7 +11,7 @@ from pathlib import Path
 
 from netcfg_txn.core.model import Phase, Reason
 from netcfg_txn.host.runner import Completed
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.links import LiveState
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakeroot.conftest import ROOT_ACTOR, build
@@ -60,7 +60,7 @@ def test_down_before_files_up_after_only_the_changed_interface(tmp_path: Path) -
     env.write("/etc/network/interfaces.d/eth0", "auto eth0\niface eth0 inet dhcp\n")
     env.write(ETH1, OLD)
     rec = Recorder(env.root)
-    settings = ApplySettings(backend="ifupdown")
+    settings = ApplyConfig(backend="ifupdown")
     env.engine.network = StackNetwork(
         get_backend(Stack.IFUPDOWN, settings),
         settings,

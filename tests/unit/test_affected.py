@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netcfg_txn.net.affected import BouncePlan, FileChange, plan_bounce
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from tests.fakes import host_files
 
 P = PurePosixPath
-IFUPDOWN = get_backend(Stack.IFUPDOWN, ApplySettings())
+IFUPDOWN = get_backend(Stack.IFUPDOWN, ApplyConfig())
 MAIN = P("/etc/network/interfaces")
 
 TWO = """\
@@ -44,7 +44,7 @@ def changes(old: Mapping[P, str], new: Mapping[P, str]) -> list[FileChange]:
 
 
 def plan(stack, old, new, live=(), fallback="reload") -> BouncePlan:
-    backend = get_backend(stack, ApplySettings())
+    backend = get_backend(stack, ApplyConfig())
     return plan_bounce(backend, changes(old, new), frozenset(live), fallback)
 
 
@@ -153,7 +153,7 @@ def test_garbage_old_content_is_unattributed_too():
 
 
 def test_undecodable_content_is_unattributed():
-    backend = get_backend(Stack.IFUPDOWN, ApplySettings())
+    backend = get_backend(Stack.IFUPDOWN, ApplyConfig())
     p = plan_bounce(backend, [FileChange(MAIN, TWO.encode(), b"\xff\xfe")], frozenset(), "reload")
     assert p.unattributed == (str(MAIN),) and "not UTF-8" in p.notes[0]
 
@@ -183,7 +183,7 @@ def test_an_interface_edit_next_to_global_lines_is_still_attributed():
 
 
 def test_command_stack_fallback_all_means_every_live_link():
-    backend = get_backend(Stack.COMMAND, ApplySettings(backend="command", up_command="up {ifname}"))
+    backend = get_backend(Stack.COMMAND, ApplyConfig(backend="command", up_command="up {ifname}"))
     ch = [FileChange(P("/etc/mynet.conf"), b"a", b"b")]
     p = plan_bounce(backend, ch, frozenset({"lo", "eth0", "eth1"}), "all")
     assert bounced(p) == (("eth0", "eth1"), ("eth0", "eth1"))
@@ -256,7 +256,7 @@ def test_networkd_dropin_change_bounces_what_its_file_matches():
 
 def test_networkd_dropin_for_an_unmanaged_file_is_unattributed():
     dropin = ND / "10-eth1.network.d/mtu.conf"
-    backend = get_backend(Stack.NETWORKD, ApplySettings())
+    backend = get_backend(Stack.NETWORKD, ApplyConfig())
     ch = [FileChange(dropin, NETWORKD[dropin].encode(), b"[Link]\nMTUBytes=1400\n")]
     p = plan_bounce(backend, ch, frozenset(LIVE), "reload")
     assert p.unattributed == (str(dropin),) and p.interfaces == ()

@@ -10,7 +10,7 @@ import pytest
 
 from netcfg_txn.core.errors import CommandFailed
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.backends.netplan import Netplan
 from tests.fakes import FakeRunner, failed
 
@@ -41,7 +41,7 @@ SH = ("/bin/sh", "-c", 'command -v "$1"', "sh")
 def test_exact_commands(
     stack: Stack, down: list[str], up: list[str], reload: list[tuple[str, ...]]
 ):
-    backend = get_backend(stack, ApplySettings())
+    backend = get_backend(stack, ApplyConfig())
     run = FakeRunner()
     assert backend.down(NAMES, run) == [StepResult("down", n, True) for n in NAMES]
     assert backend.reload(run) == [StepResult("reload", " ".join(r), True) for r in reload]
@@ -55,7 +55,7 @@ def test_exact_commands(
 
 @pytest.mark.parametrize("stack", [s for s in Stack if s is not Stack.COMMAND])
 def test_a_failing_command_is_reported_and_the_rest_still_run(stack: Stack):
-    backend = get_backend(stack, ApplySettings())
+    backend = get_backend(stack, ApplyConfig())
     probe = FakeRunner()
     backend.down(["eth0"], probe)
     first = probe.effects()[-1]  # the command that takes eth0 down
@@ -69,7 +69,7 @@ def test_a_failing_command_is_reported_and_the_rest_still_run(stack: Stack):
 def test_a_missing_tool_or_timeout_is_a_failed_step_too():
     argv = ("ifup", "--", "eth0")
     run = FakeRunner({argv: CommandFailed(argv, 127, "ifup: command not found")})
-    results = get_backend(Stack.IFUPDOWN, ApplySettings()).up(["eth0", "eth1"], run)
+    results = get_backend(Stack.IFUPDOWN, ApplyConfig()).up(["eth0", "eth1"], run)
     assert results[0] == StepResult(
         "up", "eth0", False, "ifup -- eth0 failed (127): ifup: command not found"
     )
@@ -77,7 +77,7 @@ def test_a_missing_tool_or_timeout_is_a_failed_step_too():
 
 
 def test_networkmanager_activates_by_connection_id():
-    nm = get_backend(Stack.NETWORKMANAGER, ApplySettings())
+    nm = get_backend(Stack.NETWORKMANAGER, ApplyConfig())
     run = FakeRunner()
     nm.up(["eth1", "eth0"], run, connection_ids={"eth1": "Wired connection 1"})
     assert run.calls == [
@@ -92,7 +92,7 @@ NETWORKD_LIST = ("networkctl", "--no-pager", "--no-legend", "list")
 
 def test_netplan_reload_regenerates_then_reloads_the_running_renderers(tmp_path: Path):
     # A fake root: reload copies generated files into ROOT/run (see test_netplan_generate.py).
-    netplan = Netplan(ApplySettings(), root=tmp_path)
+    netplan = Netplan(ApplyConfig(), root=tmp_path)
     run = FakeRunner({NM_STATUS: failed(NM_STATUS, 8, "NetworkManager is not running")})
     assert [r.ok for r in netplan.reload(run)] == [True, True]
     effects = run.effects()
@@ -108,7 +108,7 @@ def test_netplan_reload_regenerates_then_reloads_the_running_renderers(tmp_path:
 
 
 def test_netplan_routes_each_interface_to_its_renderer():
-    netplan = get_backend(Stack.NETPLAN, ApplySettings())
+    netplan = get_backend(Stack.NETPLAN, ApplyConfig())
     run = FakeRunner()
     netplan.up(["eth0", "wlan0"], run, connection_ids={"wlan0": "netplan-wlan0"})
     netplan.down(["wlan0", "eth0"], run, connection_ids={"wlan0": "netplan-wlan0"})
@@ -121,14 +121,14 @@ def test_netplan_routes_each_interface_to_its_renderer():
 
 
 def test_netplan_without_networkd_sends_unlabelled_interfaces_to_networkmanager():
-    netplan = get_backend(Stack.NETPLAN, ApplySettings())
+    netplan = get_backend(Stack.NETPLAN, ApplyConfig())
     run = FakeRunner({NETWORKD_LIST: failed(NETWORKD_LIST, 1, "Failed to connect system bus")})
     netplan.up(["eth0"], run)
     assert run.effects()[-1] == ("nmcli", "connection", "up", "ifname", "eth0")
 
 
 def test_command_stack_passes_the_name_as_a_positional_parameter():
-    settings = ApplySettings(
+    settings = ApplyConfig(
         backend="command",
         down_command="ip link set {ifname} down",
         up_command="ifup {ifname} && logger up {ifname}",
@@ -148,7 +148,7 @@ def test_command_stack_passes_the_name_as_a_positional_parameter():
 
 
 def test_command_stack_without_commands_does_nothing():
-    cmd = get_backend(Stack.COMMAND, ApplySettings(backend="command", reload_command="true"))
+    cmd = get_backend(Stack.COMMAND, ApplyConfig(backend="command", reload_command="true"))
     run = FakeRunner()
     assert cmd.down(["eth0"], run) == [] and cmd.up(["eth0"], run) == []
     assert run.calls == []
@@ -157,23 +157,24 @@ def test_command_stack_without_commands_does_nothing():
 def test_usable_names_the_missing_tool():
     run = FakeRunner({(*SH, "nmcli"): failed((*SH, "nmcli"))})
     assert (
-        get_backend(Stack.NETWORKMANAGER, ApplySettings()).usable(run) == "nmcli not found in PATH"
+        get_backend(Stack.NETWORKMANAGER, ApplyConfig()).why_unusable(run)
+        == "nmcli not found in PATH"
     )
 
 
 def test_usable_says_why_the_daemon_does_not_answer():
     run = FakeRunner({NM_STATUS: failed(NM_STATUS, 8, "Error: NetworkManager is not running.")})
-    why = get_backend(Stack.NETWORKMANAGER, ApplySettings()).usable(run)
+    why = get_backend(Stack.NETWORKMANAGER, ApplyConfig()).why_unusable(run)
     assert why == "nmcli -t general status failed (8): Error: NetworkManager is not running."
 
 
 @pytest.mark.parametrize("stack", list(Stack))
 def test_usable_when_everything_answers(stack: Stack):
-    settings = ApplySettings(backend="command", up_command="ifup {ifname}")
-    assert get_backend(stack, settings).usable(FakeRunner()) is None
+    settings = ApplyConfig(backend="command", up_command="ifup {ifname}")
+    assert get_backend(stack, settings).why_unusable(FakeRunner()) is None
 
 
 def test_command_usable_checks_the_configured_programs():
-    settings = ApplySettings(backend="command", up_command="my-ifup {ifname}")
+    settings = ApplyConfig(backend="command", up_command="my-ifup {ifname}")
     run = FakeRunner({(*SH, "my-ifup"): failed((*SH, "my-ifup"))})
-    assert get_backend(Stack.COMMAND, settings).usable(run) == "my-ifup not found in PATH"
+    assert get_backend(Stack.COMMAND, settings).why_unusable(run) == "my-ifup not found in PATH"

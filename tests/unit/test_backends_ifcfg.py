@@ -13,10 +13,10 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from tests.fakes import host_files
 
-IFCFG = get_backend(Stack.IFCFG, ApplySettings())
+IFCFG = get_backend(Stack.IFCFG, ApplyConfig())
 DIR = PurePosixPath("/etc/sysconfig/network-scripts")
 FILES = host_files("ifcfg")
 

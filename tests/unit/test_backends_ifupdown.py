@@ -13,11 +13,11 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from tests.fakes import host_files
 
-IFUPDOWN = get_backend(Stack.IFUPDOWN, ApplySettings())
-IFUPDOWN2 = get_backend(Stack.IFUPDOWN2, ApplySettings())
+IFUPDOWN = get_backend(Stack.IFUPDOWN, ApplyConfig())
+IFUPDOWN2 = get_backend(Stack.IFUPDOWN2, ApplyConfig())
 MAIN = PurePosixPath("/etc/network/interfaces")
 FILES = host_files("ifupdown")
 

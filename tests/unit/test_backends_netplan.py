@@ -13,10 +13,10 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from tests.fakes import host_files
 
-NETPLAN = get_backend(Stack.NETPLAN, ApplySettings())
+NETPLAN = get_backend(Stack.NETPLAN, ApplyConfig())
 DIR = PurePosixPath("/etc/netplan")
 FILES = host_files("netplan")
 

@@ -13,10 +13,10 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import SELF, ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import SELF, ApplyConfig, Stack, get_backend
 from tests.fakes import host_files
 
-NETWORKD = get_backend(Stack.NETWORKD, ApplySettings())
+NETWORKD = get_backend(Stack.NETWORKD, ApplyConfig())
 DIR = PurePosixPath("/etc/systemd/network")
 FILES = host_files("networkd")
 

@@ -14,10 +14,10 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from tests.fakes import host_files
 
-NM = get_backend(Stack.NETWORKMANAGER, ApplySettings())
+NM = get_backend(Stack.NETWORKMANAGER, ApplyConfig())
 DIR = PurePosixPath("/etc/NetworkManager/system-connections")
 FILES = host_files("networkmanager")
 BR0_UUID = "0b7e3c0a-0000-4000-8000-0000000000b0"

@@ -8,14 +8,15 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import ApplySettings, Backend, Stack, detect, get_backend
+from netcfg_txn.core.settings import SettingError
+from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, detect, get_backend
 
 P = PurePosixPath
 
 
 def test_every_stack_has_a_registered_backend():
     for stack in Stack:
-        backend = get_backend(stack, ApplySettings())
+        backend = get_backend(stack, ApplyConfig())
         assert isinstance(backend, Backend) and backend.stack is stack
 
 
@@ -34,20 +35,20 @@ def test_stack_values_are_the_config_contract():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "wicked"}, "apply.backend: must be one of auto, ifupdown"),
-        ({"fallback": "some"}, "apply.fallback: must be one of reload, none, all"),
-        ({"timeout_s": 0}, "apply.timeout_s: must be positive"),
-        ({"down_command": "ip link set eth0 down"}, "apply.down_command: must contain {ifname}"),
-        ({"backend": "command"}, 'apply.backend: "command" needs'),
+        ({"backend": "wicked"}, r"\[apply\] backend: must be one of auto, none, ifupdown"),
+        ({"fallback": "some"}, r"\[apply\] fallback: must be one of reload, none, all"),
+        ({"timeout_s": 0}, r"\[apply\] timeout: must be positive"),
+        ({"down_command": "ip link set eth0 down"}, r"\[apply\] down_command: must contain"),
+        ({"backend": "command"}, r'\[apply\] backend: "command" needs'),
     ],
 )
 def test_invalid_settings_name_the_key(kwargs: dict[str, object], message: str):
-    with pytest.raises(ConfigError, match=f"^{message}"):
-        ApplySettings(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(SettingError, match=f"^{message}"):
+        ApplyConfig(**kwargs)  # type: ignore[arg-type]
 
 
 def test_settings_defaults():
-    s = ApplySettings()
+    s = ApplyConfig()
     assert (s.backend, s.fallback, s.timeout_s) == ("auto", "reload", 60.0)
 
 

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from netcfg_txn.net.affected import FileChange
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner
 
@@ -39,7 +39,7 @@ class Names:
 
 
 def _network(fallback: str) -> tuple[StackNetwork, FakeRunner]:
-    settings = ApplySettings(backend="networkd", fallback=fallback)
+    settings = ApplyConfig(backend="networkd", fallback=fallback)
     runner = FakeRunner()
     net = StackNetwork(
         get_backend(Stack.NETWORKD, settings),

@@ -13,7 +13,7 @@ from typing import Any
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.host.runner import Completed
 from netcfg_txn.net.affected import BouncePlan
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.links import AddrInfo, LinkInfo, LiveState, RouteInfo
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner, failed
@@ -68,7 +68,7 @@ class ScriptedLinks:
 
 
 def network(stack: Stack, links: ScriptedLinks, **kw: Any) -> StackNetwork:
-    settings = ApplySettings()
+    settings = ApplyConfig()
     return StackNetwork(
         get_backend(stack, settings), settings, runner=FakeRunner(), links=links, **kw
     )
@@ -117,7 +117,7 @@ def test_a_route_that_never_comes_back_is_reported_with_the_mismatch():
 
 
 def test_networkmanager_down_of_a_port_its_bridge_already_deactivated_is_ok():
-    nm = get_backend(Stack.NETWORKMANAGER, ApplySettings())
+    nm = get_backend(Stack.NETWORKMANAGER, ApplyConfig())
     disconnect = ("nmcli", "device", "disconnect", "nct1")
     state = ("nmcli", "-g", "GENERAL.STATE", "device", "show", "nct1")
     run = FakeRunner(

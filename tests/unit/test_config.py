@@ -48,7 +48,16 @@ def test_later_layers_win_key_by_key() -> None:
         ("[files]\npresets = []\n", "nothing would be managed"),
         ("[state]\nhistory = 0\n", "[state] history: must be an integer"),
         ("[apply]\nbackend = 'magic'\n", "[apply] backend: must be one of"),
-        ("[apply]\nbackend = 'command'\n", "needs down_command and up_command"),
+        ("[apply]\nbackend = 'command'\n", 'x.toml: [apply] backend: "command" needs'),
+        (
+            "[apply]\nbackend = 'command'\ndown_command = 'ip link set eth0 down'\n",
+            "x.toml: [apply] down_command: must contain {ifname}",
+        ),
+        ("[apply]\ntimeout = '0s'\n", "x.toml: [apply] timeout: not a positive duration"),
+        ("[apply]\nfallback = 'some'\n", "x.toml: [apply] fallback: must be one of"),
+        ("[apply]\ntimeout_s = 5\n", "x.toml: [apply] timeout_s: unknown key"),
+        ("[remote]\nport = 1\n", "x.toml: [remote] port: unknown key"),
+        ("[remote]\nlisten = ['0.0.0.0:99999']\n", "x.toml: [remote] listen: "),
         ("[files]\nmax_file_size = 'big'\n", "not a size"),
         ("this is = not toml [", "x.toml: invalid TOML"),
     ],
@@ -58,6 +67,29 @@ def test_errors_name_file_and_key(text: str, needle: str) -> None:
         config.parse([("x.toml", text)])
     assert needle in str(e.value)
     assert e.value.exit_code == ExitCode.CONFIG
+
+
+def test_an_apply_error_names_the_layer_that_set_the_key() -> None:
+    with pytest.raises(ConfigError) as e:
+        config.parse([
+            ("main.toml", "[apply]\nbackend = 'command'\nup_command = 'ifup {ifname}'\n"),
+            ("conf.d/20.toml", "[apply]\ndown_command = 'ifdown eth0'\n"),
+        ])  # fmt: skip
+    assert e.value.message == "conf.d/20.toml: [apply] down_command: must contain {ifname}"
+
+
+def test_apply_is_the_one_declaration_config_show_and_the_backends_read() -> None:
+    from netcfg_txn.core.apply import ApplyConfig
+
+    cfg = config.parse([("x.toml", "[apply]\nbackend = 'command'\nup_command = 'up {ifname}'\n"
+                                    "timeout = '2m'\n")])  # fmt: skip
+    assert cfg.apply == ApplyConfig(backend="command", up_command="up {ifname}", timeout_s=120.0)
+    shown = config.to_json(cfg)["apply"]
+    assert shown["timeout"] == "120s" and shown["up_command"] == "up {ifname}"
+    assert set(shown) == set(config.SCHEMA["apply"]) == {
+        "backend", "command", "fallback", "down_command", "up_command", "reload_command",
+        "timeout",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

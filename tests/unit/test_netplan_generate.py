@@ -14,7 +14,7 @@ import pytest
 
 from netcfg_txn.host.runner import Completed
 from netcfg_txn.host.runner import run as real_run
-from netcfg_txn.net.backends import ApplySettings
+from netcfg_txn.net.backends import ApplyConfig
 from netcfg_txn.net.backends.netplan import Netplan, sync_generated
 
 NET = "run/systemd/network"
@@ -84,7 +84,7 @@ def test_only_changed_generated_files_are_rewritten_and_stale_ones_deleted(tmp_p
             ),
         }
     )
-    step = Netplan(ApplySettings(), root=root).generate(gen)
+    step = Netplan(ApplyConfig(), root=root).generate(gen)
 
     assert step.ok, step.error
     assert stamp(same) == before  # untouched: same inode, same mtime
@@ -103,7 +103,7 @@ def test_only_changed_generated_files_are_rewritten_and_stale_ones_deleted(tmp_p
 def test_a_failing_generate_changes_nothing(tmp_path: Path):
     old = put(tmp_path, f"{NET}/10-netplan-nct0.network", "old\n")
     gen = FakeGenerator({f"{NET}/10-netplan-nct0.network": "new\n"}, returncode=1)
-    step = Netplan(ApplySettings(), root=tmp_path).generate(gen)
+    step = Netplan(ApplyConfig(), root=tmp_path).generate(gen)
     assert not step.ok and "bad YAML" in (step.error or "")
     assert old.read_text() == "old\n"
 
@@ -128,7 +128,7 @@ def test_with_the_real_generator_a_second_run_rewrites_nothing(tmp_path: Path):
         "    nct0: {addresses: [192.0.2.1/24]}\n    nct1: {addresses: [198.51.100.1/24]}\n",
     )
     yaml.chmod(0o600)
-    backend = Netplan(ApplySettings(), root=tmp_path)
+    backend = Netplan(ApplyConfig(), root=tmp_path)
     assert backend.generate(real_run).ok
     nct0, nct1 = (tmp_path / NET / f"10-netplan-nct{i}.network" for i in (0, 1))
     before = stamp(nct0), stamp(nct1)

@@ -30,12 +30,13 @@ from netcfg_txn.core.errors import (
     Unavailable,
 )
 from netcfg_txn.core.model import Instant
+from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.remote.auth import is_remote, make_remote_auth, txn_token
 from netcfg_txn.remote.client import RemoteClient, parse_hostport
 from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import Peer, PeerDb, hash_token
 from netcfg_txn.remote.ratelimit import Limiter, RateLimited
-from netcfg_txn.remote.tlsconf import RemoteConfig, client_context, server_context
+from netcfg_txn.remote.tls import client_context, server_context
 from tests.pki import Pki, make_pki
 
 PEER_TOKEN = "peer-token-0123456789"
@@ -358,7 +359,7 @@ def test_rate_limit_per_source(pki: Pki, serve: Callable[..., Server]) -> None:
         _client(pki, srv.port).version()
 
 
-# ------------------------------------------------------------------------------ tlsconf
+# -------------------------------------------------------------------------------- tls
 
 
 def test_server_context_errors(pki: Pki, tmp_path: Path) -> None:
@@ -426,13 +427,13 @@ def test_client_context_errors(pki: Pki, tmp_path: Path) -> None:
         ({"auth_failures_per_minute": 0}, "auth_failures_per_minute"),
         ({"max_body_bytes": True}, "max_body_bytes"),
         ({"peers_dir": ""}, "peers_dir"),
-        ({"port": 7468}, "remote.port: unknown key"),
+        ({"port": 7468}, r"\[remote\] port: unknown key"),
     ],
 )
 def test_remote_config_errors(table: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match) as e:
         RemoteConfig.from_toml(table, "/etc/netcfg-txn/conf.d/10-remote.toml")
-    assert e.value.message.startswith("/etc/netcfg-txn/conf.d/10-remote.toml: remote")
+    assert e.value.message.startswith("/etc/netcfg-txn/conf.d/10-remote.toml: [remote] ")
 
 
 def test_remote_config_good() -> None:

@@ -19,9 +19,10 @@ import pytest
 from aiohttp import web
 
 from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.core.remoteconf import RemoteConfig
+from netcfg_txn.core.settings import SettingError
 from netcfg_txn.host import sd
 from netcfg_txn.remote.listen import Limits, RemoteListener
-from netcfg_txn.remote.tlsconf import RemoteConfig
 from tests.pki import Pki, make_pki
 
 
@@ -205,9 +206,10 @@ def test_pause_stops_accepting_until_resumed() -> None:
     asyncio.run(main())
 
 
-def test_a_missing_address_is_bound_with_freebind() -> None:
-    """192.0.2.77 is configured nowhere; binding it sends no packet."""
-    cfg = _cfg(None, host="192.0.2.77")
+def test_a_missing_address_is_bound_with_freebind(pki: Pki) -> None:
+    """192.0.2.77 is configured nowhere; binding it sends no packet (plain HTTP is loopback only,
+    so this listener has TLS)."""
+    cfg = _cfg(pki, host="192.0.2.77")
 
     async def main() -> None:
         async with serving(cfg) as lst:
@@ -278,6 +280,11 @@ def test_the_cap_is_fitted_to_the_fd_limit(monkeypatch: pytest.MonkeyPatch) -> N
 # ---------------------------------------------------------------------------- config keys
 
 
+def test_a_plaintext_listener_off_loopback_is_refused_however_it_is_made() -> None:
+    with pytest.raises(SettingError, match=r"^\[remote\] insecure_plaintext: .*192.0.2.77"):
+        _cfg(None, host="192.0.2.77")
+
+
 def test_remote_limit_keys() -> None:
     c = RemoteConfig.from_toml(
         {"header_timeout": "2s", "idle_timeout": 30, "max_connections": 100,
@@ -305,5 +312,5 @@ def test_remote_limit_keys() -> None:
     ],
 )
 def test_remote_limit_keys_refused(table: dict[str, Any], key: str) -> None:
-    with pytest.raises(ConfigError, match=f"remote: {key}"):
+    with pytest.raises(ConfigError, match=rf"^x: \[remote\] {key}: "):
         RemoteConfig.from_toml(table, "x")

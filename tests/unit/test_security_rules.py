@@ -19,7 +19,7 @@ from netcfg_txn.core.ifname import problem
 from netcfg_txn.core.policy import TargetPolicy
 from netcfg_txn.core.redact import redact_argv, redact_diff, redact_text
 from netcfg_txn.host.runner import run
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.remote.peers import add_peer, hash_token, list_peers, load_peers
 from tests.fakes import FakeRunner
 
@@ -107,7 +107,7 @@ def test_kernel_valid_names_pass(name: str) -> None:
 
 
 def test_ifupdown_never_runs_a_stanza_name_as_an_option() -> None:
-    backend = get_backend(Stack.IFUPDOWN, ApplySettings())
+    backend = get_backend(Stack.IFUPDOWN, ApplyConfig())
     r = FakeRunner()
     results = backend.down(["-aiFILE", "eth0"], r)
     assert not results[0].ok and "starts with '-'" in (results[0].error or "")
@@ -121,7 +121,7 @@ def test_command_backend_never_turns_a_name_into_shell_code(
 ) -> None:
     """The name goes to sh as "$1": no quoting around {ifname} in the template can make it code."""
     monkeypatch.chdir(tmp_path)
-    settings = ApplySettings(
+    settings = ApplyConfig(
         backend="command",
         down_command='echo "x{ifname}" > down.out',
         up_command="echo 'y{ifname}' {ifname} > up.out",
@@ -237,7 +237,7 @@ def test_two_peer_files_with_one_token_are_both_refused(tmp_path: Path) -> None:
 
 def test_subjects_are_compared_as_structures() -> None:
     from netcfg_txn.remote.peers import subject_matches
-    from netcfg_txn.remote.tlsconf import format_dn, subject_attrs
+    from netcfg_txn.remote.subject import format_dn, subject_attrs
 
     spoof = {"subject": ((("organizationName", "t"),), (("commonName", "mallory,CN=ansible"),))}
     attrs = subject_attrs(spoof)

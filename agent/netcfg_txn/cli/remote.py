@@ -22,8 +22,8 @@ import click
 
 from netcfg_txn.core.display import escape
 from netcfg_txn.core.errors import ConfigError, UsageError
+from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.remote.client import RemoteClient, parse_hostport, read_secret
-from netcfg_txn.remote.tlsconf import RemoteConfig
 
 DEFAULT_PEER_EXPIRY = "365d"
 _PEERS = "netcfg_txn.peers_dir"

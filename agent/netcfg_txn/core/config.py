@@ -9,88 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from netcfg_txn.core.apply import ApplyConfig
 from netcfg_txn.core.errors import ConfigError, UsageError
 from netcfg_txn.core.fileset import PRESETS, FileSet, Limits, check_glob, from_presets
 from netcfg_txn.core.policy import ProbeSettings, TargetPolicy
-from netcfg_txn.remote.tlsconf import RemoteConfig
+from netcfg_txn.core.remoteconf import RemoteConfig
+from netcfg_txn.core.settings import SettingError, declared, from_table
+from netcfg_txn.core.units import MAX_DURATION_S as MAX_DURATION_S  # the config's units, for
+from netcfg_txn.core.units import format_duration as format_duration  # its callers
+from netcfg_txn.core.units import parse_duration as parse_duration
+from netcfg_txn.core.units import parse_size as parse_size
 
 DEFAULT_CONFIG = Path("/etc/netcfg-txn/netcfg-txn.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/netcfg-txn")
 DEFAULT_SOCKET = Path("/run/netcfg-txn/control")
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE = re.compile(r"(\d+)\s*(|k|K|KiB|M|MiB|G|GiB)")
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20}
-_SIZE_UNITS |= {"G": 1 << 30, "GiB": 1 << 30}
-
-
-# Longer than any sane deadline, short enough that deadline arithmetic never overflows.
-MAX_DURATION_S = 10 * 366 * 86400.0
-_MAX_DURATION_TEXT = 64
-
-
-def parse_duration(text: str | int | float) -> float:
-    """``90``, ``90s``, ``5m``, ``1h``, ``1h30m`` -> seconds. Raises ValueError.
-
-    NaN, infinities and anything over ten years are refused: a NaN deadline compares false with
-    everything (the timer fires at once) and infinities do not survive JSON.
-    """
-    if isinstance(text, bool):
-        raise ValueError("not a duration")
-    if isinstance(text, int | float):
-        if isinstance(text, float) and not math.isfinite(text):
-            raise ValueError("must be a finite number of seconds")
-        if text <= 0:
-            raise ValueError("must be positive")
-        if text > MAX_DURATION_S:
-            raise ValueError("longer than ten years")
-        return float(text)
-    if len(text) > _MAX_DURATION_TEXT:
-        raise ValueError(f"not a duration: longer than {_MAX_DURATION_TEXT} characters")
-    s = text.strip()
-    pos, total = 0, 0.0
-    while pos < len(s):
-        m = _DURATION.match(s, pos)
-        if m is None or m.end() == pos:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 90, 90s, 5m, 1h)")
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not s or total <= 0:
-        raise ValueError(f"not a positive duration: {text!r}")
-    if not math.isfinite(total) or total > MAX_DURATION_S:
-        raise ValueError(f"{text!r} is longer than ten years")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    s = int(round(seconds))
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    if h:
-        return f"{h}h{m:02d}m{sec:02d}s"
-    if m:
-        return f"{m}m{sec:02d}s"
-    return f"{sec}s"
-
-
-def parse_size(text: str | int) -> int:
-    if isinstance(text, bool):
-        raise ValueError("not a size")
-    if isinstance(text, int):
-        if text <= 0:
-            raise ValueError("must be positive")
-        return text
-    m = _SIZE.fullmatch(text.strip())
-    if m is None:
-        raise ValueError(f"not a size: {text!r} (use e.g. 65536, 64MiB, 1GiB)")
-    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
 
 
 def _str_list(v: Any) -> list[str]:
@@ -115,21 +52,6 @@ def _presets(v: Any) -> list[str]:
     return out
 
 
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError("must be a string")
-    return v
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def check(v: Any) -> str:
-        if v not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return str(v)
-
-    return check
-
-
 def _count(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v > 10_000:
         raise ValueError("must be an integer from 1 to 10000")
@@ -149,18 +71,6 @@ def _abs_path(v: Any) -> str:
         raise ValueError("must be an absolute path")
     return v
 
-
-BACKENDS = (
-    "auto",
-    "none",
-    "ifupdown",
-    "ifupdown2",
-    "networkd",
-    "networkmanager",
-    "netplan",
-    "ifcfg",
-    "command",
-)
 
 # section -> key -> (parser, default, help). The one declaration of every setting.
 SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
@@ -186,34 +96,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "history": (_count, 20, "finished transactions (and archives) kept"),
         "lock_timeout": (parse_duration, 10.0, "how long a request waits for the state lock"),
     },
-    "apply": {
-        "backend": (_choice(*BACKENDS), "auto", "network stack that applies restored files"),
-        "command": (_str, "", "shell command run after files are restored (e.g. 'ifup -a')"),
-        "fallback": (
-            _choice("reload", "none", "all"),
-            "reload",
-            "unattributable change: what to do",
-        ),
-        "down_command": (_str, "", "backend=command: take {ifname} down"),
-        "up_command": (_str, "", "backend=command: bring {ifname} up"),
-        "reload_command": (_str, "", "backend=command: reload the stack"),
-        "timeout": (parse_duration, 60.0, "limit for each backend command"),
-    },
+    "apply": {k: (d.parse, d.default, d.help) for k, d in declared(ApplyConfig).items()},
 }
 
 # Sections whose keys are validated by the module that owns them (remote API, probes).
 OPEN_SECTIONS = ("remote", "probes")
-
-
-@dataclasses.dataclass(frozen=True)
-class ApplyConfig:
-    backend: str = "auto"
-    command: str = ""
-    fallback: str = "reload"
-    down_command: str = ""
-    up_command: str = ""
-    reload_command: str = ""
-    timeout_s: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,6 +173,8 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
     values, origin = merge(docs)
     v: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
+        if section == "apply":
+            continue  # built whole below: its keys are checked together
         for key, (parser, default, _help) in keys.items():
             raw = values.get(section, {}).get(key)
             if raw is None:
@@ -301,10 +190,13 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
     if not v["timer"]["min"] <= v["timer"]["default"]:
         where = origin.get("timer.min") or origin.get("timer.default") or "defaults"
         raise ConfigError(f"{where}: [timer] min is longer than [timer] default")
-    f, a = v["files"], v["apply"]
-    if a["backend"] == "command" and not (a["down_command"] or a["up_command"]):
-        where = origin.get("apply.backend", "config")
-        raise ConfigError(f"{where}: [apply] backend = 'command' needs down_command and up_command")
+    f = v["files"]
+    try:
+        apply = from_table(ApplyConfig, values.get("apply", {}))
+    except SettingError as e:
+        where = origin.get(f"apply.{e.key}") or _origin(origin, "apply")
+        raise ConfigError(f"{where}: {e}", hint=e.hint) from None
+    v["apply"] = {k: getattr(apply, d.field) for k, d in declared(ApplyConfig).items()}
     remote = RemoteConfig.from_toml(values.get("remote", {}), _origin(origin, "remote"))
     probe_table = dict(values.get("probes", {}))
     probe_targets = TargetPolicy.from_toml(probe_table.pop("allow", []), _origin(origin, "probes"))
@@ -321,15 +213,7 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
         state_dir=state_dir or Path(v["state"]["dir"]),
         history=v["state"]["history"],
         lock_timeout_s=v["state"]["lock_timeout"],
-        apply=ApplyConfig(
-            backend=a["backend"],
-            command=a["command"],
-            fallback=a["fallback"],
-            down_command=a["down_command"],
-            up_command=a["up_command"],
-            reload_command=a["reload_command"],
-            timeout_s=a["timeout"],
-        ),
+        apply=apply,
         extra={s: dict(values.get(s, {})) for s in OPEN_SECTIONS},
         sources=tuple(w for w, _ in layers),
         remote=remote,
@@ -383,7 +267,3 @@ def to_json(cfg: Config) -> dict[str, Any]:
     doc["state"]["dir"] = str(cfg.state_dir)  # --state-dir wins over the file
     doc.update({k: dict(v) for k, v in cfg.extra.items() if v})
     return doc
-
-
-def managed_dirs(cfg: Config) -> list[PurePosixPath]:
-    return sorted(cfg.fileset.watch_dirs())

@@ -13,8 +13,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from netcfg_txn.core.config import ApplyConfig, Config
+from netcfg_txn.core.apply import ApplyConfig
+from netcfg_txn.core.config import Config
 from netcfg_txn.core.fileset import FileSet, Limits
+from netcfg_txn.core.settings import SettingError
 
 # The snapshot extra (snapshots/<id>/config.json) that holds it.
 NAME = "config"
@@ -47,7 +49,13 @@ def thaw(doc: Mapping[str, Any], base: Config) -> Config:
         if not include:
             raise ValueError("no include globs")
         fields = {x.name for x in dataclasses.fields(ApplyConfig)}
-        apply = ApplyConfig(**{k: v for k, v in doc["apply"].items() if k in fields})
+        try:
+            apply = ApplyConfig(**{k: v for k, v in doc["apply"].items() if k in fields})
+        except SettingError:
+            # Frozen by an older version that checked less (a down_command without {ifname}):
+            # its stack commands could not run anyway, so the current [apply] does, and the
+            # frozen file set still decides what is restored.
+            apply = base.apply
         return dataclasses.replace(
             base,
             fileset=FileSet(include, tuple(str(g) for g in f["exclude"])),

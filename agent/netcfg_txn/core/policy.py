@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from netcfg_txn.core.errors import BadRequest, ConfigError
+from netcfg_txn.core.units import parse_duration
 
 MAX_PROBES = 16
 MAX_SPEC = 2048
@@ -153,8 +154,6 @@ def _seconds(value: object) -> float:
         return float(value)
     if value.strip() in ("0", "0s"):
         return 0.0
-    from netcfg_txn.core.config import parse_duration  # config imports this module
-
     return parse_duration(value)
 
 

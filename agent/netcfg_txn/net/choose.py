@@ -48,17 +48,9 @@ def make_network(cfg: Config, *, root: Path) -> Network:
     a = cfg.apply
     if a.backend == "none":
         return HookNetwork(a.command, run_as_admin, timeout_s=a.timeout_s)
-    from netcfg_txn.net.backends import ApplySettings, Stack, detect, get_backend
+    from netcfg_txn.net.backends import Stack, detect, get_backend
     from netcfg_txn.net.stack import StackNetwork
 
-    settings = ApplySettings(
-        backend=a.backend,
-        fallback=a.fallback,
-        down_command=a.down_command,
-        up_command=a.up_command,
-        reload_command=a.reload_command,
-        timeout_s=a.timeout_s,
-    )
     if a.backend == "auto":
         if root != Path("/"):
             # A sandbox root: the stack's tools would act on the host's real config. Only an
@@ -74,4 +66,4 @@ def make_network(cfg: Config, *, root: Path) -> Network:
             return HookNetwork(a.command, run_as_admin, timeout_s=a.timeout_s)
     else:
         stack = Stack(a.backend)
-    return StackNetwork(get_backend(stack, settings), settings, hook=a.command, runner=run_as_admin)
+    return StackNetwork(get_backend(stack, a), a, hook=a.command, runner=run_as_admin)

@@ -19,7 +19,7 @@ from typing import Any
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.host.runner import Runner, run
 from netcfg_txn.net.affected import BouncePlan, FileChange, plan_bounce
-from netcfg_txn.net.backends import ApplySettings, Backend, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, get_backend
 from netcfg_txn.net.links import Links, LiveState, verify
 from netcfg_txn.net.network import UnchangedFiles, run_hook
 
@@ -42,7 +42,7 @@ def foreign_stacks(active: Backend, paths: Iterable[PurePosixPath]) -> dict[Pure
         for stack in Stack:
             if stack in (Stack.COMMAND, active.stack):
                 continue
-            if get_backend(stack, ApplySettings()).owns(path):
+            if get_backend(stack, ApplyConfig()).owns(path):
                 out[path] = stack.value
                 break
     return out
@@ -52,7 +52,7 @@ class StackNetwork:
     def __init__(
         self,
         backend: Backend,
-        settings: ApplySettings,
+        settings: ApplyConfig,
         *,
         hook: str = "",
         runner: Runner = run,
@@ -71,7 +71,7 @@ class StackNetwork:
         self._forget: list[str] = []  # links taken down over netlink by this rollback
 
     def problem(self) -> str | None:
-        return self.backend.usable(self._run)
+        return self.backend.why_unusable(self._run)
 
     def capture(self) -> Mapping[str, Any] | None:
         with self._links() as ln:

@@ -19,9 +19,10 @@ from aiohttp import web
 from netcfg_txn.core.clock import Clock
 from netcfg_txn.core.errors import NetcfgTxnError, NotPermitted
 from netcfg_txn.core.model import Actor
+from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.remote.peers import PeerDb
 from netcfg_txn.remote.ratelimit import Limiter, RateLimited, source_key
-from netcfg_txn.remote.tlsconf import RemoteConfig, client_subject
+from netcfg_txn.remote.subject import client_subject
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from typing import Any
 
 from netcfg_txn import __version__
 from netcfg_txn.core.errors import NetcfgTxnError, Unavailable, UsageError, from_json
+from netcfg_txn.core.remoteconf import DEFAULT_PORT
 from netcfg_txn.remote import ratelimit as _ratelimit  # noqa: F401  (registers the rate-limited code)
-from netcfg_txn.remote.tlsconf import DEFAULT_PORT, client_context
+from netcfg_txn.remote.tls import client_context
 
 TXN_TOKEN_HEADER = "X-Netcfg-Txn-Token"
 _MAX_RESPONSE = 4 << 20

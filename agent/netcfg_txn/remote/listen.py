@@ -38,9 +38,10 @@ from typing import Any
 from aiohttp import web
 
 from netcfg_txn.core.errors import NetcfgTxnError
+from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.host import sd
 from netcfg_txn.remote.ratelimit import source_key
-from netcfg_txn.remote.tlsconf import RemoteConfig, server_context
+from netcfg_txn.remote.tls import server_context
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any
 from netcfg_txn.core.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.core.model import Actor
 from netcfg_txn.host import sd
-from netcfg_txn.remote.tlsconf import Subject, format_dn, parse_dn
+from netcfg_txn.remote.subject import Subject, format_dn, parse_dn
 from netcfg_txn.store.fsutil import atomic_write, fsync_dir, under
 
 log = logging.getLogger(__name__)

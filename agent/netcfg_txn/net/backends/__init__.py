@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Network stack backends: a ``Stack`` enum, the ``Backend`` ABC and its self-registered plug-ins.
+"""Network stack backends: the ``Backend`` ABC and its self-registered plug-ins.
 
-Importing this package registers every backend; ``get_backend`` picks one, ``detect`` guesses
-which one a host uses when ``[apply] backend = "auto"``.
+``get_backend`` picks one (loading the plug-ins on first use), ``detect`` guesses which one a
+host uses when ``[apply] backend = "auto"``. Importing the package loads only ``base``, so the
+pure planner (``affected``) can name the types without the plug-ins' file and tool doors.
 """
 
 from __future__ import annotations
@@ -10,29 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 
+from netcfg_txn.core.apply import FALLBACKS, ApplyConfig, Stack
 from netcfg_txn.core.errors import ConfigError
-from netcfg_txn.net.backends import (  # noqa: F401  (imported to register them)
-    command,
-    ifcfg,
-    ifupdown,
-    ifupdown2,
-    netplan,
-    networkd,
-    networkmanager,
-)
-from netcfg_txn.net.backends.base import (
-    FALLBACKS,
-    SELF,
-    ApplySettings,
-    Backend,
-    FileConfig,
-    Stack,
-)
+from netcfg_txn.net.backends.base import SELF, Backend, FileConfig
 
 __all__ = [
     "FALLBACKS",
     "SELF",
-    "ApplySettings",
+    "ApplyConfig",
     "Backend",
     "FileConfig",
     "Stack",
@@ -46,8 +32,24 @@ IFUPDOWN2_MARKERS = frozenset(
 )
 
 
-def get_backend(stack: Stack, settings: ApplySettings) -> Backend:
-    return Backend.registry[stack](settings)
+def registry() -> dict[Stack, type[Backend]]:
+    """Every backend, by stack. The plug-ins register themselves when first imported here
+    (a function-local import, so importing the package does not load them)."""
+    from netcfg_txn.net.backends import (  # noqa: F401
+        command,
+        ifcfg,
+        ifupdown,
+        ifupdown2,
+        netplan,
+        networkd,
+        networkmanager,
+    )
+
+    return Backend.registry
+
+
+def get_backend(stack: Stack, settings: ApplyConfig) -> Backend:
+    return registry()[stack](settings)
 
 
 def detect(root_files: Iterable[PurePosixPath], running: Callable[[str], bool]) -> Stack:
@@ -61,7 +63,7 @@ def detect(root_files: Iterable[PurePosixPath], running: Callable[[str], bool]) 
     present = {
         s
         for s in Stack
-        if s is not Stack.COMMAND and any(get_backend(s, ApplySettings()).owns(f) for f in files)
+        if s is not Stack.COMMAND and any(get_backend(s, ApplyConfig()).owns(f) for f in files)
     }
     nm_runs, networkd_runs = running("NetworkManager"), running("systemd-networkd")
     if Stack.NETPLAN in present:

@@ -10,69 +10,26 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import enum
 import logging
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netcfg_txn.core import ifname as ifname_mod
-from netcfg_txn.core.errors import CommandFailed, ConfigError
+from netcfg_txn.core.apply import FALLBACKS, ApplyConfig, Stack
+from netcfg_txn.core.errors import CommandFailed
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.host.runner import Completed, Runner
+
+if TYPE_CHECKING:  # types only: the runner is injected, so parsing never imports subprocess
+    from netcfg_txn.host.runner import Completed, Runner
+
+__all__ = ["FALLBACKS", "SELF", "ApplyConfig", "Backend", "FileConfig", "Stack"]
 
 log = logging.getLogger(__name__)
 
 # In a networkd drop-in, stands for "whatever the file it extends matches".
 SELF = ""
-
-FALLBACKS = ("reload", "none", "all")
-
-
-class Stack(enum.Enum):
-    """Values are the config contract (``[apply] backend``)."""
-
-    IFUPDOWN = "ifupdown"
-    IFUPDOWN2 = "ifupdown2"
-    NETWORKD = "networkd"
-    NETWORKMANAGER = "networkmanager"
-    NETPLAN = "netplan"
-    IFCFG = "ifcfg"
-    COMMAND = "command"
-
-
-@dataclasses.dataclass(frozen=True)
-class ApplySettings:
-    """``[apply]`` of the TOML config. Invalid values raise ``ConfigError`` naming the key."""
-
-    backend: str = "auto"  # "auto" or a Stack value
-    fallback: str = "reload"  # for changes that cannot be attributed: one of FALLBACKS
-    down_command: str = ""  # command stack only ("" = none); "{ifname}" becomes the quoted name
-    up_command: str = ""
-    reload_command: str = ""
-    timeout_s: float = 60.0  # per backend command
-
-    def __post_init__(self) -> None:
-        stacks = ("auto", *(s.value for s in Stack))
-        if self.backend not in stacks:
-            raise ConfigError(
-                f"apply.backend: must be one of {', '.join(stacks)}, not {self.backend!r}"
-            )
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(
-                f"apply.fallback: must be one of {', '.join(FALLBACKS)}, not {self.fallback!r}"
-            )
-        if not self.timeout_s > 0:
-            raise ConfigError(f"apply.timeout_s: must be positive, not {self.timeout_s!r}")
-        for key in ("down_command", "up_command"):
-            if (cmd := getattr(self, key)) and "{ifname}" not in cmd:
-                raise ConfigError(f"apply.{key}: must contain {{ifname}}")
-        commands = (self.down_command, self.up_command, self.reload_command)
-        if self.backend == Stack.COMMAND.value and not any(commands):
-            raise ConfigError(
-                'apply.backend: "command" needs down_command, up_command or reload_command'
-            )
 
 
 def _empty_map() -> Mapping[str, Any]:
@@ -152,7 +109,7 @@ def missing_tools(run: Runner, *tools: str) -> str | None:
 
 
 def probe(run: Runner, argv: Sequence[str]) -> str | None:
-    """None if the command runs and succeeds, else why not (for ``usable``)."""
+    """None if the command runs and succeeds, else why not (for ``why_unusable``)."""
     try:
         done = run(argv, timeout_s=10.0, check=False)
     except CommandFailed as e:
@@ -180,8 +137,8 @@ class Backend(abc.ABC):
         cls.stack = stack
         Backend.registry[stack] = cls
 
-    def __init__(self, settings: ApplySettings | None = None) -> None:
-        self.settings = settings or ApplySettings()
+    def __init__(self, settings: ApplyConfig | None = None) -> None:
+        self.settings = settings or ApplyConfig()
 
     @abc.abstractmethod
     def owns(self, path: PurePosixPath) -> bool:
@@ -221,7 +178,7 @@ class Backend(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def usable(self, run: Runner) -> str | None:
+    def why_unusable(self, run: Runner) -> str | None:
         """None if the stack's tools exist and run, else a reason for the admin."""
 
     def _each(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.host.runner import Runner
 from netcfg_txn.net.backends.base import Backend, FileConfig, Stack, command_step, missing_tools
+
+if TYPE_CHECKING:  # the runner is injected: only its type is needed here
+    from netcfg_txn.host.runner import Runner
 
 
 def positional_template(template: str) -> str:
@@ -91,7 +93,7 @@ class Command(Backend, stack=Stack.COMMAND):
     ) -> list[StepResult]:
         return self._per_link("up", self.settings.up_command, ifnames, run)
 
-    def usable(self, run: Runner) -> str | None:
+    def why_unusable(self, run: Runner) -> str | None:
         s = self.settings
         tools: list[str] = []
         for key, cmd in (

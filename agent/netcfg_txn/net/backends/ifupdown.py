@@ -11,12 +11,14 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from netcfg_txn.core.errors import CommandFailed, ConfigError
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.host.runner import Runner
 from netcfg_txn.net.backends.base import Backend, FileConfig, Stack, missing_tools
+
+if TYPE_CHECKING:  # the runner is injected: only its type is needed here
+    from netcfg_txn.host.runner import Runner
 
 INTERFACES = PurePosixPath("/etc/network/interfaces")
 INTERFACES_D = PurePosixPath("/etc/network/interfaces.d")
@@ -189,5 +191,5 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
     ) -> list[StepResult]:
         return self._each("up", ifnames, ["ifup"], run)
 
-    def usable(self, run: Runner) -> str | None:
+    def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "ifup", "ifdown")

@@ -24,15 +24,14 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from netcfg_txn.core.errors import ConfigError
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.host.runner import Runner
 from netcfg_txn.net.backends.base import (
-    ApplySettings,
+    ApplyConfig,
     Backend,
     FileConfig,
     Stack,
@@ -42,6 +41,9 @@ from netcfg_txn.net.backends.base import (
 from netcfg_txn.net.backends.networkd import Networkd
 from netcfg_txn.net.backends.networkmanager import NetworkManager
 from netcfg_txn.store import fsutil
+
+if TYPE_CHECKING:  # the runner is injected: only its type is needed here
+    from netcfg_txn.host.runner import Runner
 
 DIRS = (PurePosixPath("/etc/netplan"), PurePosixPath("/run/netplan"), PurePosixPath("/lib/netplan"))
 SECTIONS = (
@@ -137,7 +139,7 @@ def _profile_id(section: str, dev_id: str, dev: Mapping[str, Any]) -> str:
 class Netplan(Backend, stack=Stack.NETPLAN):
     asynchronous = True
 
-    def __init__(self, settings: ApplySettings | None = None, *, root: Path = Path("/")) -> None:
+    def __init__(self, settings: ApplyConfig | None = None, *, root: Path = Path("/")) -> None:
         super().__init__(settings)
         self.root = root  # where netplan's input and output live; "/" but in tests
 
@@ -212,7 +214,7 @@ class Netplan(Backend, stack=Stack.NETPLAN):
         networkd, nm = self._renderers()
         rest = [n for n in ifnames if n not in ids]
         fallback: Backend = networkd
-        if rest and networkd.usable(run) is not None and nm.usable(run) is None:
+        if rest and networkd.why_unusable(run) is not None and nm.why_unusable(run) is None:
             fallback = nm
         out: list[StepResult] = []
         for n in ifnames:  # keep the caller's order (upper-first or lower-first)
@@ -231,7 +233,7 @@ class Netplan(Backend, stack=Stack.NETPLAN):
     def reload(self, run: Runner) -> list[StepResult]:
         steps = [self.generate(run)]
         networkd, nm = self._renderers()
-        nm_running = nm.usable(run) is None
+        nm_running = nm.why_unusable(run) is None
         if nm_running:
             steps += nm.reload(run)
         reloaded = networkd.reload(run)
@@ -270,11 +272,11 @@ class Netplan(Backend, stack=Stack.NETPLAN):
         ids = connection_ids or {}
         return self._split(ifnames, run, ids, lambda b, ns: b.up(ns, run, connection_ids=ids))
 
-    def usable(self, run: Runner) -> str | None:
+    def why_unusable(self, run: Runner) -> str | None:
         if missing := missing_tools(run, "netplan"):
             return missing
         networkd, nm = self._renderers()
-        if (why := networkd.usable(run)) is not None and nm.usable(run) is not None:
+        if (why := networkd.why_unusable(run)) is not None and nm.why_unusable(run) is not None:
             return f"neither systemd-networkd nor NetworkManager answers: {why}"
         return None
 

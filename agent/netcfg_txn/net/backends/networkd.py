@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.host.runner import Runner
 from netcfg_txn.net.backends.base import (
     SELF,
     Backend,
@@ -20,6 +19,9 @@ from netcfg_txn.net.backends.base import (
     probe,
 )
 from netcfg_txn.net.backends.keyfile import Section, canonical, parse_keyfile
+
+if TYPE_CHECKING:  # the runner is injected: only its type is needed here
+    from netcfg_txn.host.runner import Runner
 
 DIRS = (PurePosixPath("/etc/systemd/network"), PurePosixPath("/run/systemd/network"))
 SUFFIXES = (".network", ".netdev", ".link")
@@ -148,7 +150,7 @@ class Networkd(Backend, stack=Stack.NETWORKD):
     ) -> list[StepResult]:
         return self._each("up", ifnames, ["networkctl", "reconfigure"], run)
 
-    def usable(self, run: Runner) -> str | None:
+    def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "networkctl") or probe(
             run, ["networkctl", "--no-pager", "--no-legend", "list"]
         )

@@ -7,10 +7,10 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from netcfg_txn.core.errors import CommandFailed, ConfigError
 from netcfg_txn.core.model import StepResult
-from netcfg_txn.host.runner import Runner
 from netcfg_txn.net.backends.base import (
     Backend,
     FileConfig,
@@ -20,6 +20,9 @@ from netcfg_txn.net.backends.base import (
     probe,
 )
 from netcfg_txn.net.backends.keyfile import canonical, parse_keyfile
+
+if TYPE_CHECKING:  # the runner is injected: only its type is needed here
+    from netcfg_txn.host.runner import Runner
 
 DIRS = (
     PurePosixPath("/etc/NetworkManager/system-connections"),
@@ -166,5 +169,5 @@ class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
             for n in ifnames
         ]
 
-    def usable(self, run: Runner) -> str | None:
+    def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "nmcli") or probe(run, ["nmcli", "-t", "general", "status"])
