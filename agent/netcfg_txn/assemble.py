@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from netcfg_txn import backstop
-from netcfg_txn.core.clock import SystemClock
 from netcfg_txn.core.config import Config
 from netcfg_txn.engine import Engine
+from netcfg_txn.host.clock import SystemClock
 from netcfg_txn.net.choose import make_network
 
 

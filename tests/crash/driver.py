@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from netcfg_txn.core import config as configmod
-    from netcfg_txn.core.clock import SystemClock
     from netcfg_txn.core.errors import NetcfgTxnError
     from netcfg_txn.core.model import Actor
     from netcfg_txn.engine import Engine
+    from netcfg_txn.host.clock import SystemClock
     from netcfg_txn.net.choose import make_network
     from netcfg_txn.store import fsutil
 

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from netcfg_txn.core import config as configmod
-from netcfg_txn.core.clock import SystemClock
 from netcfg_txn.core.model import Actor, Phase
 from netcfg_txn.engine import Engine
+from netcfg_txn.host.clock import SystemClock
 from netcfg_txn.net.choose import make_network
 from netcfg_txn.store import fsutil
 from tests.crash import tree
@@ -66,7 +66,7 @@ def warm_bytecode(cache: Path) -> None:
     ENV["PYTHONPYCACHEPREFIX"] = str(cache)
     env = {k: v for k, v in ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-c", "import netcfg_txn.engine, netcfg_txn.net.choose, "
-                    "netcfg_txn.core.clock, ctypes, json, argparse"],
+                    "netcfg_txn.host.clock, ctypes, json, argparse"],
                    env=env, capture_output=True, check=True, timeout=60)  # fmt: skip
 
 

@@ -29,7 +29,7 @@ NOBODY = 65534
 AS_NOBODY = """
 import os, sys
 import netcfg_txn.cli.main, netcfg_txn.engine, netcfg_txn.net.choose
-import netcfg_txn.host.runner, netcfg_txn.core.clock
+import netcfg_txn.host.runner, netcfg_txn.host.clock
 import json, http.client, encodings.idna
 os.setgroups([])
 os.setgid(%(uid)d)

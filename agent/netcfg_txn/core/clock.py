@@ -1,24 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The time door: boot id plus CLOCK_BOOTTIME (which, unlike monotonic, counts suspend)."""
+"""What the core asks of a clock. Pure; the real one is ``host.clock.SystemClock``."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Protocol
 
 from netcfg_txn.core.model import Instant
 
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-
 
 class Clock(Protocol):
     def now(self) -> Instant: ...
-
-
-class SystemClock:
-    def __init__(self, boot_id_path: Path = BOOT_ID) -> None:
-        self._boot_id = boot_id_path.read_text().strip()
-
-    def now(self) -> Instant:
-        return Instant(self._boot_id, time.clock_gettime(time.CLOCK_BOOTTIME), time.time())

@@ -20,7 +20,8 @@ from netcfg_txn.core.model import StepResult
 from netcfg_txn.host.runner import Runner, run
 from netcfg_txn.net.affected import BouncePlan, FileChange, plan_bounce
 from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, get_backend
-from netcfg_txn.net.links import Links, LiveState, verify
+from netcfg_txn.net.links import Links
+from netcfg_txn.net.livestate import LiveState, verify
 from netcfg_txn.net.network import UnchangedFiles, run_hook
 
 log = logging.getLogger(__name__)
