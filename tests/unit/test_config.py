@@ -45,7 +45,7 @@ def test_later_layers_win_key_by_key() -> None:
         ("[files]\ninclude = ['etc/x']\n", "must be an absolute path"),
         ("[files]\ninclude = ['/etc/**/x']\n", "'**' is not supported"),
         ("[files]\npresets = ['wicked']\n", "unknown preset 'wicked'"),
-        ("[files]\npresets = []\n", "nothing would be managed"),
+        ("[files]\npresets = []\n", "x.toml: [files] presets: no presets and no include globs"),
         ("[state]\nhistory = 0\n", "[state] history: must be an integer"),
         ("[apply]\nbackend = 'magic'\n", "[apply] backend: must be one of"),
         ("[apply]\nbackend = 'command'\n", 'x.toml: [apply] backend: "command" needs'),

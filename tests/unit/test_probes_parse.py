@@ -140,7 +140,7 @@ def test_settings_from_toml() -> None:
 @pytest.mark.parametrize(
     ("table", "key"),
     [
-        ({"settle": 1}, "settle: unknown key"),
+        ({"settle": 1}, "settle"),
         ({"rounds": 0}, "rounds"),
         ({"rounds": True}, "rounds"),
         ({"retries": 1.5}, "retries"),
@@ -151,8 +151,13 @@ def test_settings_from_toml() -> None:
     ],
 )
 def test_settings_errors_name_file_and_key(table: dict[str, object], key: str) -> None:
-    with pytest.raises(ConfigError, match=f"^cfg.toml: probes: {key}"):
+    with pytest.raises(ConfigError, match=rf"^cfg.toml: \[probes\] {key}: "):
         ProbeSettings.from_toml(table, "cfg.toml")
+
+
+def test_an_unknown_probes_key_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"^cfg.toml: \[probes\] settle: unknown key"):
+        ProbeSettings.from_toml({"settle": 1}, "cfg.toml")
 
 
 def test_parse_confirm() -> None:

@@ -16,8 +16,8 @@ from netcfg_txn.core import config
 from netcfg_txn.core.display import escape
 from netcfg_txn.core.errors import BadToken, ConfigError, UsageError
 from netcfg_txn.core.ifname import problem
-from netcfg_txn.core.policy import TargetPolicy
 from netcfg_txn.core.redact import redact_argv, redact_diff, redact_text
+from netcfg_txn.core.targets import TargetPolicy
 from netcfg_txn.host.runner import run
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.remote.peers import add_peer, hash_token, list_peers, load_peers

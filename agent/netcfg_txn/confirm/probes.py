@@ -27,11 +27,11 @@ from netcfg_txn.core.policy import (
     Probe,
     ProbeKind,
     ProbeSettings,
-    TargetPolicy,
     parse_confirm,
     parse_probe,
     probe_host,
 )
+from netcfg_txn.core.targets import TargetPolicy
 
 __all__ = [
     "MAX_PROBES",

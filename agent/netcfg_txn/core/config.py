@@ -17,9 +17,10 @@ from typing import Any
 from netcfg_txn.core.apply import ApplyConfig
 from netcfg_txn.core.errors import ConfigError, UsageError
 from netcfg_txn.core.fileset import PRESETS, FileSet, Limits, check_glob, from_presets
-from netcfg_txn.core.policy import ProbeSettings, TargetPolicy
+from netcfg_txn.core.policy import ProbeSettings
 from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.core.settings import SettingError, declared, from_table
+from netcfg_txn.core.targets import TargetPolicy
 from netcfg_txn.core.units import MAX_DURATION_S as MAX_DURATION_S  # the config's units, for
 from netcfg_txn.core.units import format_duration as format_duration  # its callers
 from netcfg_txn.core.units import parse_duration as parse_duration
@@ -193,17 +194,21 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
     f = v["files"]
     try:
         apply = from_table(ApplyConfig, values.get("apply", {}))
+        remote = from_table(RemoteConfig, values.get("remote", {}))
     except SettingError as e:
-        where = origin.get(f"apply.{e.key}") or _origin(origin, "apply")
+        where = origin.get(f"{e.section}.{e.key}") or _origin(origin, e.section)
         raise ConfigError(f"{where}: {e}", hint=e.hint) from None
     v["apply"] = {k: getattr(apply, d.field) for k, d in declared(ApplyConfig).items()}
-    remote = RemoteConfig.from_toml(values.get("remote", {}), _origin(origin, "remote"))
     probe_table = dict(values.get("probes", {}))
-    probe_targets = TargetPolicy.from_toml(probe_table.pop("allow", []), _origin(origin, "probes"))
+    allow_from = origin.get("probes.allow", "defaults")
+    probe_targets = TargetPolicy.from_toml(probe_table.pop("allow", []), allow_from)
     probes = ProbeSettings.from_toml(probe_table, _origin(origin, "probes"))
     fileset = from_presets(f["presets"], f["include"], f["exclude"])
     if not fileset.include:
-        raise ConfigError("[files]: no presets and no include globs: nothing would be managed")
+        where = origin.get("files.presets") or origin.get("files.include") or "defaults"
+        raise ConfigError(
+            f"{where}: [files] presets: no presets and no include globs: nothing would be managed"
+        )
     return Config(
         fileset=fileset,
         limits=Limits(f["max_file_size"], f["max_total_size"]),

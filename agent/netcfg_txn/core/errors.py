@@ -177,7 +177,3 @@ def from_json(doc: dict[str, Any]) -> NetcfgTxnError:
         details=doc.get("details") if isinstance(doc.get("details"), dict) else None,
     )
     return err
-
-
-def exit_code_for(code: str) -> ExitCode:
-    return _BY_CODE.get(code, NetcfgTxnError).exit_code

@@ -93,11 +93,11 @@ class ProbeSettings:
     @classmethod
     def from_toml(cls, table: Mapping[str, Any], where: str) -> ProbeSettings:
         """The ``[probes]`` section: defaults for every transaction's probes."""
-        return _settings(table, cls(), f"{where}: probes", ConfigError)
+        return _settings(table, cls(), f"{where}: [probes] ", ConfigError)
 
     def overridden(self, doc: Mapping[str, Any]) -> ProbeSettings:
         """Per-transaction overrides from a start request (``probe_settings``). BadRequest."""
-        return _settings(doc, self, "probe_settings", BadRequest)
+        return _settings(doc, self, "probe_settings: ", BadRequest)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,34 +113,34 @@ _LIMITS: dict[str, tuple[float, float]] = {
 
 
 def _settings(
-    table: Mapping[str, Any], base: ProbeSettings, where: str, error: type[Exception]
+    table: Mapping[str, Any], base: ProbeSettings, prefix: str, error: type[Exception]
 ) -> ProbeSettings:
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key == "fail_fast":
             if not isinstance(value, bool):
-                raise error(f"{where}: fail_fast: expected true or false")
+                raise error(f"{prefix}fail_fast: expected true or false")
             values[key] = value
             continue
         if key == "on_failure":
             if value not in ON_FAILURE:
-                raise error(f"{where}: on_failure: expected one of {', '.join(ON_FAILURE)}")
+                raise error(f"{prefix}on_failure: expected one of {', '.join(ON_FAILURE)}")
             values[key] = value
             continue
         if key not in _LIMITS:
-            raise error(f"{where}: {key}: unknown key")
+            raise error(f"{prefix}{key}: unknown key")
         lo, hi = _LIMITS[key]
         if key in ("retries", "rounds"):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise error(f"{where}: {key}: expected an integer from {lo:g} to {hi:g}")
+                raise error(f"{prefix}{key}: expected an integer from {lo:g} to {hi:g}")
             values[key] = value
             continue
         try:
             seconds = _seconds(value)
         except ValueError as e:
-            raise error(f"{where}: {key}: {e}") from None
+            raise error(f"{prefix}{key}: {e}") from None
         if not lo <= seconds <= hi:
-            raise error(f"{where}: {key}: must be from {lo:g}s to {hi:g}s")
+            raise error(f"{prefix}{key}: must be from {lo:g}s to {hi:g}s")
         values[key] = seconds
     return dataclasses.replace(base, **values)
 
@@ -155,59 +155,6 @@ def _seconds(value: object) -> float:
     if value.strip() in ("0", "0s"):
         return 0.0
     return parse_duration(value)
-
-
-# ------------------------------------------------------------------------------ probe targets
-
-
-@dataclasses.dataclass(frozen=True)
-class TargetPolicy:
-    """Where probes of a transaction a *remote peer* started may connect (``[probes] allow``).
-
-    Without it, probes would let any peer with ``start`` scan ports and reach services that
-    listen only on this host or its links. Loopback, link-local, multicast and unspecified
-    addresses are refused unless an ``allow`` network contains them; with ``allow`` set, every
-    target must be inside one of its networks. Local root is not limited (it can run nc anyway).
-    """
-
-    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-
-    @classmethod
-    def from_toml(cls, value: object, where: str) -> TargetPolicy:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: probes.allow: expected a list of CIDRs")
-        nets = []
-        for item in value:
-            try:
-                nets.append(ipaddress.ip_network(str(item), strict=False))
-            except ValueError:
-                raise ConfigError(f"{where}: probes.allow: {item!r} is not a CIDR") from None
-        return cls(tuple(nets))
-
-    def refusal(self, address: str) -> str | None:
-        """Why a remote peer's probe may not reach ``address`` (an IP), or None."""
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return "not an IP address"
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        allowed = any(ip in net for net in self.allow)
-        if allowed:
-            return None
-        if self.allow:
-            return "outside [probes] allow"
-        for what, bad in (
-            ("loopback", ip.is_loopback),
-            ("link-local", ip.is_link_local),
-            ("multicast", ip.is_multicast),
-            ("unspecified", ip.is_unspecified),
-        ):
-            if bad:
-                return f"{what} address (add it to [probes] allow to permit)"
-        return None
 
 
 def probe_host(probe: Probe) -> str | None:

@@ -62,11 +62,6 @@ def run(argv: Sequence[str], *, timeout_s: float = 60.0, check: bool = True) -> 
     return Completed(cmd, p.returncode, p.stdout, p.stderr)
 
 
-def run_shell(command: str, *, timeout_s: float = 120.0, check: bool = True) -> Completed:
-    """A user-configured hook line, run by /bin/sh (it may contain pipes or ``&&``)."""
-    return run(["/bin/sh", "-c", command], timeout_s=timeout_s, check=check)
-
-
 def run_interactive(argv: Sequence[str], *, stdout_to_stderr: bool = False) -> int:
     """The user's own command (``netcfg-txn try``): inherits the terminal, returns its exit code."""
     log.debug("+ %s", shlex.join(argv))

@@ -97,12 +97,6 @@ def _canonical_attr(key: str) -> str:
     return upper.get(k) or long.get(k) or key.strip()
 
 
-def subject_dn(peercert: Mapping[str, Any] | None) -> str | None:
-    """A verified peer certificate's subject as ``CN=…,O=…`` text (most specific first). Pure."""
-    attrs = subject_attrs(peercert)
-    return format_dn(attrs) if attrs else None
-
-
 def client_subject(request: _Request) -> Subject | None:
     """The subject of the TLS client certificate the server verified, or None (no cert, no TLS)."""
     transport = request.transport
