@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-pending", action="store_true")
     args = p.parse_args(argv)
 
-    from netcfg_txn.core import config as configmod
     from netcfg_txn.core.errors import NetcfgTxnError
     from netcfg_txn.core.model import Actor
     from netcfg_txn.engine import Engine
+    from netcfg_txn.host import configfiles
     from netcfg_txn.host.clock import SystemClock
     from netcfg_txn.net.choose import make_network
     from netcfg_txn.store import fsutil
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         import ctypes
 
         fsutil._libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    cfg = configmod.load(Path(args.config), state_dir=Path(args.state_dir))
+    cfg = configfiles.load(Path(args.config), state_dir=Path(args.state_dir))
     root = Path(args.root)
     engine = Engine(root, cfg, SystemClock(), make_network(cfg, root=root))
     actor = Actor(kind="local", uid=0, pid=os.getpid(), command="crash-driver")

@@ -33,9 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from netcfg_txn.core import config as configmod
 from netcfg_txn.core.model import Actor, Phase
 from netcfg_txn.engine import Engine
+from netcfg_txn.host import configfiles
 from netcfg_txn.host.clock import SystemClock
 from netcfg_txn.net.choose import make_network
 from netcfg_txn.store import fsutil
@@ -85,7 +85,7 @@ class Case:
 
 
 def engine(case: Case) -> Engine:
-    cfg = configmod.load(case.config, state_dir=case.state)
+    cfg = configfiles.load(case.config, state_dir=case.state)
     return Engine(case.root, cfg, SystemClock(), make_network(cfg, root=case.root))
 
 

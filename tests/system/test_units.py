@@ -200,6 +200,7 @@ def test_default_config_documents_the_defaults(tmp_path: Path) -> None:
     everyone who did not override them; and what it shows, uncommented, is exactly the defaults
     of netcfg_txn.core.config (no unknown key, no stale value)."""
     from netcfg_txn.core import config as configmod
+    from netcfg_txn.host import configfiles
 
     text = (c.REPO / "packaging/config/netcfg-txn.toml").read_text()
     doc = tomllib.loads(text)
@@ -213,7 +214,7 @@ def test_default_config_documents_the_defaults(tmp_path: Path) -> None:
         assert set(shown[section]) == set(keys), f"[{section}]: document every key"
     path = tmp_path / "netcfg-txn.toml"
     path.write_text(uncommented)
-    as_shown = configmod.to_json(configmod.load(path))
+    as_shown = configmod.to_json(configfiles.load(path))
     defaults = configmod.to_json(configmod.parse([]))
     as_shown.pop("sources")
     defaults.pop("sources")

@@ -9,6 +9,7 @@ import pytest
 
 from netcfg_txn.core import config
 from netcfg_txn.core.errors import ConfigError, ExitCode, UsageError
+from netcfg_txn.host import configfiles
 
 
 def test_defaults_manage_every_preset_including_ipv6_companions() -> None:
@@ -128,10 +129,10 @@ def test_load_reads_conf_d_in_lexical_order(tmp_path: Path) -> None:
     (tmp_path / "conf.d" / "20-b.toml").write_text("[state]\nhistory = 7\n")
     (tmp_path / "conf.d" / "10-a.toml").write_text("[state]\nhistory = 6\n")
     (tmp_path / "conf.d" / "ignored.conf").write_text("garbage")
-    cfg = config.load(main)
+    cfg = configfiles.load(main)
     assert cfg.history == 7
     assert [Path(s).name for s in cfg.sources] == ["netcfg-txn.toml", "10-a.toml", "20-b.toml"]
 
 
 def test_missing_main_file_means_defaults(tmp_path: Path) -> None:
-    assert config.load(tmp_path / "nope.toml").history == 20
+    assert configfiles.load(tmp_path / "nope.toml").history == 20

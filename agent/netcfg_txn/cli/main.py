@@ -31,6 +31,7 @@ from netcfg_txn.core.errors import (
     Unavailable,
     UsageError,
 )
+from netcfg_txn.host import configfiles
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -371,7 +372,7 @@ def _config_warning(c: Ctx, doc: dict[str, Any], *, quiet: bool = False) -> None
     from netcfg_txn.core.errors import ConfigError
 
     try:
-        configmod.load(c.config, state_dir=c.state_dir)
+        configfiles.load(c.config, state_dir=c.state_dir)
     except ConfigError as e:
         doc["config_error"] = e.message
         if not quiet:
@@ -664,7 +665,7 @@ def config_check(c: Ctx) -> None:
     netcfg-txnd.service runs it before every reload, so 'systemctl reload' with a broken
     file fails visibly and the daemon keeps its old config.
     """
-    cfg = configmod.load(c.config, state_dir=c.state_dir)
+    cfg = configfiles.load(c.config, state_dir=c.state_dir)
     where = ", ".join(cfg.sources) or "built-in defaults"
     c.out.result({"config": configmod.to_json(cfg)}, f"configuration OK ({where})")
 
@@ -673,7 +674,7 @@ def config_check(c: Ctx) -> None:
 @pass_ctx
 def config_show(c: Ctx) -> None:
     """Print the effective configuration (all layers merged)."""
-    cfg = configmod.load(c.config, state_dir=c.state_dir)
+    cfg = configfiles.load(c.config, state_dir=c.state_dir)
     doc = {"config": configmod.to_json(cfg)}
     c.out.result(doc, json.dumps(doc["config"], indent=2))
 

@@ -81,10 +81,10 @@ def _peers_dir(ctx: click.Context, explicit: str | None) -> tuple[PurePosixPath,
     if explicit:
         return PurePosixPath(os.path.abspath(explicit)), Path("/")
     if isinstance(cfg, str | os.PathLike):
-        from netcfg_txn.core import config as config_mod
+        from netcfg_txn.host import configfiles
 
         path = Path(cfg)
-        cfg = config_mod.load(path) if config_mod.layer_paths(path) else None
+        cfg = configfiles.load(path) if configfiles.layer_paths(path) else None
     extra = getattr(cfg, "extra", None)
     table = extra.get("remote", {}) if isinstance(extra, Mapping) else {}
     return RemoteConfig.from_toml(table, "config").peers_dir, root

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Configuration: layered TOML -> one frozen ``Config``. Parsing is pure; ``load`` reads the files.
+"""Configuration: layered TOML -> one frozen ``Config``. Pure: ``host.configfiles`` reads files.
 
-Every setting is declared once in ``SCHEMA`` (type, default, help); unknown keys and bad values are
-errors naming the file and key (exit 78).
+Every setting is declared once: ``[files]``, ``[timer]`` and ``[state]`` in ``SCHEMA`` (parser,
+default, help); ``[apply]`` (``core.apply``), ``[remote]`` (``core.remoteconf``) and ``[probes]``
+(``core.policy``, ``core.targets``) by their own dataclasses. Unknown keys and bad values are
+errors ``FILE: [section] key: problem`` (exit 78), found here, before anything runs.
 """
 
 from __future__ import annotations
@@ -233,30 +235,6 @@ def _origin(origin: Mapping[str, str], section: str) -> str:
     """The file(s) that set keys of ``section``, for error messages."""
     files = sorted({w for k, w in origin.items() if k.startswith(f"{section}.")})
     return ", ".join(files) or "defaults"
-
-
-def layer_paths(config: Path) -> list[Path]:
-    """The main file (if present) then ``conf.d/*.toml`` beside it, in lexical order."""
-    out = [config] if config.is_file() else []
-    d = config.parent / "conf.d"
-    if d.is_dir():
-        out.extend(sorted(p for p in d.iterdir() if p.suffix == ".toml" and p.is_file()))
-    return out
-
-
-def read_layers(config: Path = DEFAULT_CONFIG) -> list[tuple[str, str]]:
-    """(file name, text) of every layer, in precedence order. Raises ConfigError."""
-    layers = []
-    for p in layer_paths(config):
-        try:
-            layers.append((str(p), p.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: cannot read: {e}") from None
-    return layers
-
-
-def load(config: Path = DEFAULT_CONFIG, *, state_dir: Path | None = None) -> Config:
-    return parse(read_layers(config), state_dir=state_dir)
 
 
 def to_json(cfg: Config) -> dict[str, Any]:

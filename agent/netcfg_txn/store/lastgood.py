@@ -18,6 +18,7 @@ from typing import Any
 
 from netcfg_txn.core import config as configmod
 from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.host import configfiles
 from netcfg_txn.store import fsutil
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def remember(state_dir: Path, layers: list[tuple[str, str]]) -> None:
 
 def load_and_remember(config: Path, state_dir: Path | None) -> configmod.Config:
     """The strict load (raises ConfigError); a success becomes the last good config."""
-    layers = configmod.read_layers(config)
+    layers = configfiles.read_layers(config)
     cfg = configmod.parse(layers, state_dir=state_dir)
     remember(cfg.state_dir, layers)
     return cfg
