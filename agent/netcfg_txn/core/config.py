@@ -75,7 +75,8 @@ def _abs_path(v: Any) -> str:
     return v
 
 
-# section -> key -> (parser, default, help). The one declaration of every setting.
+# section -> key -> (parser, default, help): what `config show` prints. [files], [timer] and
+# [state] are declared here; [apply] is derived from its dataclass (core.apply).
 SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
     "files": {
         "presets": (_presets, list(PRESETS), "glob presets to manage"),
