@@ -42,7 +42,10 @@ def test_later_layers_win_key_by_key() -> None:
         ("[timer]\ndefualt = '5m'\n", "x.toml: [timer] defualt: unknown key"),
         ("[timers]\n", "x.toml: [timers]: unknown section"),
         ("[timer]\ndefault = 'soon'\n", "x.toml: [timer] default: not a duration"),
-        ("[timer]\ndefault = '2h'\nmax = '1h'\n", "default is longer than [timer] max"),
+        (
+            "[timer]\ndefault = '2h'\nmax = '1h'\n",
+            "x.toml: [timer] default: longer than [timer] max",
+        ),
         ("[files]\ninclude = ['etc/x']\n", "must be an absolute path"),
         ("[files]\ninclude = ['/etc/**/x']\n", "'**' is not supported"),
         ("[files]\npresets = ['wicked']\n", "unknown preset 'wicked'"),
@@ -68,6 +71,15 @@ def test_errors_name_file_and_key(text: str, needle: str) -> None:
         config.parse([("x.toml", text)])
     assert needle in str(e.value)
     assert e.value.exit_code == ExitCode.CONFIG
+
+
+def test_a_probes_error_names_the_layer_that_set_the_key() -> None:
+    with pytest.raises(ConfigError) as e:
+        config.parse([
+            ("main.toml", "[probes]\nsettle_s = 1\n"),
+            ("conf.d/30.toml", "[probes]\nrounds = 0\n"),
+        ])  # fmt: skip
+    assert e.value.message.startswith("conf.d/30.toml: [probes] rounds: ")
 
 
 def test_an_apply_error_names_the_layer_that_set_the_key() -> None:

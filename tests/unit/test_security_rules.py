@@ -160,7 +160,7 @@ def test_timer_settings_refuse_nan_and_enforce_a_minimum() -> None:
     assert cfg.check_timeout(5.0) == 5.0
     low = config.parse([("x.toml", '[timer]\nmin = "1s"\n')])
     assert low.check_timeout(1.0) == 1.0
-    with pytest.raises(ConfigError, match="min is longer than"):
+    with pytest.raises(ConfigError, match=r"\[timer\] min: longer than"):
         config.parse([("x.toml", '[timer]\nmin = "10m"\ndefault = "2m"\n')])
 
 

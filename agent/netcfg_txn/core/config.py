@@ -190,10 +190,10 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
                 raise ConfigError(f"{origin[f'{section}.{key}']}: [{section}] {key}: {e}") from None
     if v["timer"]["default"] > v["timer"]["max"]:
         where = origin.get("timer.default") or origin.get("timer.max") or "defaults"
-        raise ConfigError(f"{where}: [timer] default is longer than [timer] max")
+        raise ConfigError(f"{where}: [timer] default: longer than [timer] max")
     if not v["timer"]["min"] <= v["timer"]["default"]:
         where = origin.get("timer.min") or origin.get("timer.default") or "defaults"
-        raise ConfigError(f"{where}: [timer] min is longer than [timer] default")
+        raise ConfigError(f"{where}: [timer] min: longer than [timer] default")
     f = v["files"]
     try:
         apply = from_table(ApplyConfig, values.get("apply", {}))
@@ -205,6 +205,8 @@ def parse(layers: Sequence[tuple[str, str]], *, state_dir: Path | None = None) -
     probe_table = dict(values.get("probes", {}))
     allow_from = origin.get("probes.allow", "defaults")
     probe_targets = TargetPolicy.from_toml(probe_table.pop("allow", []), allow_from)
+    for key, value in probe_table.items():  # each key alone first, to name the file that set it
+        ProbeSettings.from_toml({key: value}, origin[f"probes.{key}"])
     probes = ProbeSettings.from_toml(probe_table, _origin(origin, "probes"))
     fileset = from_presets(f["presets"], f["include"], f["exclude"])
     if not fileset.include:
