@@ -43,7 +43,6 @@ from netcfg_txn.core.model import Actor, Phase, Reason, Txn
 from netcfg_txn.core.policy import ConfirmPolicy, Policy, parse_confirm, probe_host
 from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
 from netcfg_txn.host import sd
-from netcfg_txn.net.choose import make_network
 from netcfg_txn.remote.auth import limiter_for, make_remote_auth
 from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import PeerCache
@@ -76,7 +75,6 @@ class Daemon:
         self._gen = 0  # bumped by the watcher and by every operation
         self._status_cache: tuple[int, dict[str, Any]] | None = None
         self.stopping = asyncio.Event()
-        self.deadline_fired_at: float | None = None  # loop time, for latency measurements
         self.peers: PeerCache | None = None  # set when the remote API is enabled
         self.supervisor: ProbeSupervisor | None = None
         self.config_fallback: str | None = None  # set while running on a fallback config
@@ -191,7 +189,6 @@ class Daemon:
         return self.engine.current() is None
 
     async def _deadline(self) -> None:
-        self.deadline_fired_at = asyncio.get_running_loop().time()
         async with self.lock:
             # Whatever used up the fds, the rollback's first opens must succeed: free the reserve
             # and accept no remote connection that could take it meanwhile.
@@ -307,8 +304,7 @@ class Daemon:
             self._adopt(cfg)
 
     def _adopt(self, cfg: configmod.Config) -> None:
-        self.engine.cfg = cfg
-        self.engine.network = make_network(cfg, root=self.engine.root)
+        self.engine.adopt(cfg)
         self.config_fallback = None
         log.info("configuration loaded from %s", ", ".join(cfg.sources) or "defaults")
 

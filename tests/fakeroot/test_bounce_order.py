@@ -61,11 +61,14 @@ def test_down_before_files_up_after_only_the_changed_interface(tmp_path: Path) -
     env.write(ETH1, OLD)
     rec = Recorder(env.root)
     settings = ApplyConfig(backend="ifupdown")
-    env.engine.network = StackNetwork(
-        get_backend(Stack.IFUPDOWN, settings),
-        settings,
-        runner=rec,
-        links=StaticLinks(),  # type: ignore[arg-type]
+    env.engine.adopt(
+        env.engine.cfg,
+        StackNetwork(
+            get_backend(Stack.IFUPDOWN, settings),
+            settings,
+            runner=rec,
+            links=StaticLinks(),  # type: ignore[arg-type]
+        ),
     )
     env.engine.start(ROOT_ACTOR, timeout_s=60)
     env.write(ETH1, NEW)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path, PurePosixPath
 
@@ -185,7 +186,7 @@ def test_one_fileset_object_feeds_snapshot_pending_diff_restore(env: Env) -> Non
             return orig.matches(path)
 
     shared = Recording(orig.include, orig.exclude)
-    env.engine.fileset = shared
+    env.engine.adopt(dataclasses.replace(env.engine.cfg, fileset=shared), env.engine.network)
     env.engine.start(ROOT_ACTOR)
     env.engine.commit(ROOT_ACTOR)
     env.engine.start(ROOT_ACTOR)  # pending check + snapshot

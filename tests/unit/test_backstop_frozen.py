@@ -182,7 +182,7 @@ def test_engine_uses_the_frozen_file_set_and_falls_back_for_old_records(tmp_path
         state_dir=env.state,
     )
     t, _ = env.engine.start(ROOT_ACTOR)
-    env.engine.cfg = wider  # a config change after start (as a daemon restart would load it)
+    env.engine.adopt(wider)  # a config change after start (as a daemon restart would load it)
     assert env.engine.current() is not None
     assert env.engine.fileset.include == ("/etc/network/interfaces", "/etc/network/interfaces.d/*")
     env.engine.rollback(ROOT_ACTOR)
@@ -190,12 +190,12 @@ def test_engine_uses_the_frozen_file_set_and_falls_back_for_old_records(tmp_path
     assert env.engine.fileset.include[-1] == "/etc/extra/*"  # idle: the current config
 
     # A record from an older version (no frozen config): the current config is used.
-    env.engine.cfg = config.parse([("a.toml", '[files]\npresets = ["ifupdown"]\n')],
-                                  state_dir=env.state)  # fmt: skip
+    env.engine.adopt(config.parse([("a.toml", '[files]\npresets = ["ifupdown"]\n')],
+                                  state_dir=env.state))  # fmt: skip
     t, _ = env.engine.start(ROOT_ACTOR)
     (env.state / "snapshots" / t.id / "config.json").unlink()
-    env.engine.cfg = wider
-    env.engine._adopt(None)  # a fresh process
+    env.engine.adopt(wider)
+    env.engine._use_settings_of(None)  # a fresh process
     assert env.engine.current() is not None
     assert env.engine.fileset.include[-1] == "/etc/extra/*"
     env.engine.rollback(ROOT_ACTOR)

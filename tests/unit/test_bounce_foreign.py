@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from netcfg_txn.core.rollback import StackPlan
 from netcfg_txn.net.affected import FileChange
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.stack import StackNetwork
@@ -60,8 +61,10 @@ def test_another_stacks_file_is_logged_and_gets_the_fallback(
 ) -> None:
     net, runner = _network(fallback)
     with caplog.at_level(logging.WARNING, logger="netcfg_txn.net.stack"):
-        plan = net.plan([FOREIGN, OTHER], _unchanged)
-    assert plan["unattributed"] == ["/etc/network/interfaces"], plan
+        stack_plan = net.plan([FOREIGN, OTHER], _unchanged)
+    assert isinstance(stack_plan, StackPlan)
+    plan = stack_plan.bounce
+    assert plan.unattributed == ("/etc/network/interfaces",), plan
     logged = caplog.text
     assert (
         "/etc/network/interfaces: configuration of ifupdown, not of the active stack networkd"
@@ -69,17 +72,19 @@ def test_another_stacks_file_is_logged_and_gets_the_fallback(
     )
     assert f"fallback {fallback}" in logged
     assert "/etc/hosts" not in logged  # not any stack's configuration: restored, nothing else
-    net.after_restore(plan, None)
+    net.reload(stack_plan)
+    net.up(stack_plan)
     reloads = [c for c in runner.effects() if c[:2] == ("networkctl", "reload")]
     if fallback == "reload":
-        assert plan["reload"] and reloads and plan["up"] == []
+        assert plan.reload and reloads and plan.up == ()
     elif fallback == "all":
-        assert plan["up"] == ["eth0"] and plan["down"] == ["eth0"] and reloads
+        assert plan.up == ("eth0",) and plan.down == ("eth0",) and reloads
     else:
-        assert not plan["reload"] and not reloads and plan["up"] == []
+        assert not plan.reload and not reloads and plan.up == ()
 
 
 def test_only_the_active_stacks_files_when_nothing_foreign_changed() -> None:
     net, _ = _network("reload")
     plan = net.plan([OTHER], _unchanged)
-    assert plan["unattributed"] == [] and not plan["reload"], plan
+    assert isinstance(plan, StackPlan)
+    assert plan.bounce.unattributed == () and not plan.bounce.reload, plan

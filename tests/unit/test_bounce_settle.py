@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""StackNetwork.after_restore against a scripted netlink: dropped routes are re-added at once for
+"""StackNetwork's stages after the files are back (reload, up, routes, verify, hook) against a
+scripted netlink: dropped routes are re-added at once for
 a synchronous stack (ifup), but an asynchronous one (networkd, NetworkManager) first gets time to
 re-add them itself; a transient failure (gateway not reachable yet) is not a rollback failure.
 Also NetworkManager's down: a port already deactivated by its bridge is not a failure."""
@@ -11,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from netcfg_txn.core.model import StepResult
+from netcfg_txn.core.rollback import BouncePlan, StackPlan
 from netcfg_txn.host.runner import Completed
-from netcfg_txn.net.affected import BouncePlan
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.links import AddrInfo, LinkInfo, LiveState, RouteInfo
 from netcfg_txn.net.stack import StackNetwork
@@ -22,7 +23,9 @@ NCT1 = LinkInfo(3, "nct1", "veth", True, 1500, None, None)
 ADDR = AddrInfo("nct1", socket.AF_INET, "198.51.100.1", 24)
 ROUTE = RouteInfo(socket.AF_INET, 254, "203.0.113.0", 24, "198.51.100.2", "nct1", 0, 0, 4, 1)
 SNAPSHOT = LiveState((NCT1,), (ADDR,), (ROUTE,), ())
-PLAN = BouncePlan(down=("nct1",), delete=(), up=("nct1",), unattributed=(), reload=False)
+PLAN = StackPlan(
+    "test", BouncePlan(down=("nct1",), delete=(), up=("nct1",), unattributed=(), reload=False)
+)
 
 
 class ScriptedLinks:
@@ -74,9 +77,21 @@ def network(stack: Stack, links: ScriptedLinks, **kw: Any) -> StackNetwork:
     )
 
 
+def after_files(net: StackNetwork) -> list[StepResult]:
+    """The stages after the files are back, in the pipeline's order."""
+    live = SNAPSHOT.to_json()
+    return [
+        *net.reload(PLAN),
+        *net.up(PLAN),
+        *net.restore_routes(PLAN, live),
+        *net.verify(PLAN, live),
+        *net.run_hook(PLAN),
+    ]
+
+
 def test_synchronous_stack_gets_its_routes_back_at_once():
     links = ScriptedLinks(addr_after=0, route_after=None)
-    results = network(Stack.IFUPDOWN, links).after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    results = after_files(network(Stack.IFUPDOWN, links))
     assert [(r.action, r.ok) for r in results] == [
         ("up", True),
         ("restore-route", True),
@@ -88,7 +103,7 @@ def test_synchronous_stack_gets_its_routes_back_at_once():
 def test_asynchronous_stack_adds_its_own_routes_without_us():
     links = ScriptedLinks(addr_after=3, route_after=5)
     net = network(Stack.NETWORKD, links, route_grace_s=5.0, settle_s=5.0)
-    results = net.after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    results = after_files(net)
     assert [(r.action, r.ok) for r in results] == [("up", True), ("verify", True)]
     assert links.attempts == 0  # never raced the stack
 
@@ -98,7 +113,7 @@ def test_asynchronous_stack_a_route_not_in_its_config_is_restored_after_the_grac
     # only the success is reported.
     links = ScriptedLinks(addr_after=4, route_after=None)
     net = network(Stack.NETWORKMANAGER, links, route_grace_s=0.0, settle_s=5.0)
-    results = net.after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    results = after_files(net)
     assert [(r.action, r.ok) for r in results] == [
         ("up", True),
         ("restore-route", True),
@@ -110,7 +125,7 @@ def test_asynchronous_stack_a_route_not_in_its_config_is_restored_after_the_grac
 def test_a_route_that_never_comes_back_is_reported_with_the_mismatch():
     links = ScriptedLinks(addr_after=10**6, route_after=None)
     net = network(Stack.NETWORKD, links, route_grace_s=0.0, settle_s=0.3)
-    results = net.after_restore(PLAN.to_json(), SNAPSHOT.to_json())
+    results = after_files(net)
     failed_steps = [(r.action, r.target) for r in results if not r.ok]
     assert ("restore-route", ROUTE.describe()) in failed_steps
     assert any(a == "verify" for a, _ in failed_steps)

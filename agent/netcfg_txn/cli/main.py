@@ -11,7 +11,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -32,6 +32,9 @@ from netcfg_txn.core.errors import (
     UsageError,
 )
 from netcfg_txn.host import configfiles
+
+if TYPE_CHECKING:
+    from netcfg_txn.engine import Engine
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -89,7 +92,7 @@ class Ctx:
              token: str | None = None) -> dict[str, Any]:  # fmt: skip
         return client.call(self.sock, method, path, body, token=token)
 
-    def offline_engine(self) -> Any:
+    def offline_engine(self) -> Engine:
         """The engine over the state dir, for commands that must work without the daemon.
         A config that no longer parses never stops them: they use the last good one (an open
         transaction uses the settings frozen at its start), with a loud warning."""
@@ -615,7 +618,7 @@ def boot_rollback(c: Ctx, config_path: str | None, root: str | None, state_dir: 
         os.close(fd)
     doc: dict[str, Any] = {"actions": list(rec.actions)}
     entry = next(iter(engine.store.history(1)), None) if before is not None else None
-    if entry is not None and entry.txn.id == before.id:
+    if entry is not None and before is not None and entry.txn.id == before.id:
         from netcfg_txn.engine import public_txn
 
         doc["transaction"] = public_txn(entry.txn, None, None)

@@ -13,6 +13,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, NewType
 
+from netcfg_txn.core.rollback import (
+    RollbackPlan,
+    RollbackStage,
+    rollback_plan_from_json,
+    rollback_plan_to_json,
+)
+
 TxnId = NewType("TxnId", str)
 
 SCHEMA_VERSION = 1
@@ -178,11 +185,10 @@ class Txn:
     reason: Reason | None = None
     ended_by: Actor | None = None
     ended_wall_s: float | None = None
-    # Set when a rollback begins, before anything is touched, so recovery resumes the same plan.
-    bounce: Mapping[str, Any] | None = None
-    stage: str = (
-        ""  # rollback progress: "" -> "down" -> "files" -> "up" (skip done stages on resume)
-    )
+    # Set when a rollback begins, before anything is touched, so recovery resumes the same plan
+    # and skips the stages already done.
+    rollback: RollbackPlan | None = None
+    stage: RollbackStage = RollbackStage.UNPLANNED
     results: tuple[StepResult, ...] = ()
     errors: tuple[str, ...] = ()
     policy: Mapping[str, Any] | None = None  # confirm policy (probes), set by the remote issue
@@ -281,8 +287,8 @@ def txn_to_json(t: Txn) -> dict[str, Any]:
         "reason": t.reason.value if t.reason else None,
         "ended_by": _actor_to_json(t.ended_by) if t.ended_by else None,
         "ended_wall_s": t.ended_wall_s,
-        "bounce": dict(t.bounce) if t.bounce is not None else None,
-        "stage": t.stage,
+        "bounce": rollback_plan_to_json(t.rollback) if t.rollback is not None else None,
+        "stage": t.stage.value,
         "results": [dataclasses.asdict(r) for r in t.results],
         "errors": list(t.errors),
         "policy": dict(t.policy) if t.policy is not None else None,
@@ -310,8 +316,8 @@ def txn_from_json(d: Mapping[str, Any]) -> Txn:
         reason=Reason(d["reason"]) if d.get("reason") else None,
         ended_by=_actor_from_json(d["ended_by"]) if d.get("ended_by") else None,
         ended_wall_s=d.get("ended_wall_s"),
-        bounce=d.get("bounce"),
-        stage=str(d.get("stage", "")),
+        rollback=rollback_plan_from_json(d["bounce"]) if d.get("bounce") is not None else None,
+        stage=RollbackStage.from_json(d.get("stage", "")),
         results=tuple(StepResult(**r) for r in d.get("results", [])),
         errors=tuple(str(e) for e in d.get("errors", [])),
         policy=d.get("policy"),

@@ -16,10 +16,6 @@ class RestorePlan:
     delete: tuple[PurePosixPath, ...]  # created after the snapshot
     untouched: tuple[PurePosixPath, ...]  # identical: never rewritten (inode and mtime kept)
 
-    @property
-    def empty(self) -> bool:
-        return not self.write and not self.delete
-
 
 def plan_restore(saved: Manifest, now: Manifest) -> RestorePlan:
     before, after = saved.by_path(), now.by_path()

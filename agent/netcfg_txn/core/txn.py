@@ -15,6 +15,7 @@ from typing import Any
 
 from netcfg_txn.core.errors import Busy, NoTransaction
 from netcfg_txn.core.model import BOOT, TIMER, Actor, Deadline, Phase, Reason, StepResult, Txn
+from netcfg_txn.core.rollback import RollbackPlan, RollbackStage
 
 State = Txn | None
 
@@ -47,12 +48,29 @@ class RollbackRequested:
 
 @dataclasses.dataclass(frozen=True)
 class DeadlinePassed:
-    pass
+    by: Actor = TIMER  # the daemon's timer, or whoever took over from a daemon that could not
 
 
 @dataclasses.dataclass(frozen=True)
 class Booted:
     """The host rebooted with this transaction open or mid-rollback."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """A rollback decided its plan, before touching anything. ``results``: what planning already
+    found wrong (files it could not archive), recorded once."""
+
+    plan: RollbackPlan
+    results: tuple[StepResult, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class StageDone:
+    """A rollback completed ``stage``; its ``results`` are added to the record."""
+
+    stage: RollbackStage
+    results: tuple[StepResult, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +86,16 @@ class Finished:
 
 
 Event = (
-    Begin | Extend | Confirm | RollbackRequested | DeadlinePassed | Booted | RollbackDone | Finished
+    Begin
+    | Extend
+    | Confirm
+    | RollbackRequested
+    | DeadlinePassed
+    | Booted
+    | Planned
+    | StageDone
+    | RollbackDone
+    | Finished
 )
 
 # ----------------------------------------------------------------------------------- effects
@@ -125,16 +152,39 @@ def _rollback(s: Txn, e: RollbackRequested) -> Step:
 
 
 def _expire(s: Txn, e: DeadlinePassed) -> Step:
-    t = dataclasses.replace(s, phase=Phase.ROLLING_BACK, reason=Reason.TIMEOUT, ended_by=TIMER)
+    t = dataclasses.replace(s, phase=Phase.ROLLING_BACK, reason=Reason.TIMEOUT, ended_by=e.by)
     return t, (Restore(live=True),)
 
 
 def _boot(s: Txn, e: Booted) -> Step:
-    # A rollback interrupted by the reboot keeps its original reason.
+    # A rollback interrupted by the reboot keeps its original reason and plan; from now on it
+    # restores files only (networking has not started), so it bounces nothing.
+    plan = s.rollback
+    if plan is not None and not plan.files_only:
+        plan = dataclasses.replace(plan, files_only=True)
     t = dataclasses.replace(
-        s, phase=Phase.ROLLING_BACK, reason=s.reason or Reason.BOOT, ended_by=s.ended_by or BOOT
+        s,
+        phase=Phase.ROLLING_BACK,
+        reason=s.reason or Reason.BOOT,
+        ended_by=s.ended_by or BOOT,
+        rollback=plan,
     )
     return t, (Restore(live=False),)
+
+
+def _planned(s: Txn, e: Planned) -> Step:
+    if s.stage is not RollbackStage.UNPLANNED:
+        return s, ()  # planned once: a resumed rollback keeps its plan
+    t = dataclasses.replace(
+        s, rollback=e.plan, stage=RollbackStage.PLANNED, results=s.results + e.results
+    )
+    return t, ()
+
+
+def _stage_done(s: Txn, e: StageDone) -> Step:
+    if s.stage is RollbackStage.UNPLANNED or e.stage.order <= s.stage.order:
+        raise ValueError(f"rollback stage {e.stage.value!r} cannot follow {s.stage.value!r}")
+    return dataclasses.replace(s, stage=e.stage, results=s.results + e.results), ()
 
 
 def _resume(s: Txn, e: RollbackRequested) -> Step:
@@ -190,6 +240,8 @@ TRANSITIONS: dict[tuple[Phase | None, type[Any]], Handler] = {
     (Phase.ROLLING_BACK, RollbackRequested): _resume,
     (Phase.ROLLING_BACK, DeadlinePassed): _already,
     (Phase.ROLLING_BACK, Booted): _boot,
+    (Phase.ROLLING_BACK, Planned): _planned,
+    (Phase.ROLLING_BACK, StageDone): _stage_done,
     (Phase.ROLLING_BACK, RollbackDone): _done,
 }
 for _p in (Phase.COMMITTED, Phase.ROLLED_BACK, Phase.FAILED):

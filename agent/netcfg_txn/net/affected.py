@@ -13,8 +13,8 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any
 
+from netcfg_txn.core.rollback import BouncePlan
 from netcfg_txn.net.backends import SELF, Backend, FileConfig
 
 # A key with one of these is a match pattern (networkd Name=, netplan match.name), not a name.
@@ -26,62 +26,6 @@ class FileChange:
     path: PurePosixPath
     old: bytes | None  # content in the snapshot (None: the file did not exist then)
     new: bytes | None  # current content (None: the file is missing now)
-
-
-def _no_ids() -> Mapping[str, str]:
-    return {}
-
-
-@dataclasses.dataclass(frozen=True)
-class BouncePlan:
-    down: tuple[str, ...]  # now, with the current config; upper links first
-    delete: tuple[str, ...]  # links only the current config created, still live: delete after down
-    up: tuple[str, ...]  # after every file is restored; lower links first
-    unattributed: tuple[str, ...]  # paths whose change no interface can be blamed for
-    reload: bool  # the stack must re-read its files
-    down_ids: Mapping[str, str] = dataclasses.field(default_factory=_no_ids)  # current config
-    up_ids: Mapping[str, str] = dataclasses.field(default_factory=_no_ids)  # snapshot config
-    notes: tuple[str, ...] = ()  # why paths are unattributed, what the fallback did: log them
-
-    @property
-    def interfaces(self) -> tuple[str, ...]:
-        """Every interface bounced, for history and status."""
-        return tuple(sorted({*self.down, *self.up}))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "down": list(self.down),
-            "delete": list(self.delete),
-            "up": list(self.up),
-            "unattributed": list(self.unattributed),
-            "reload": self.reload,
-            "down_ids": dict(self.down_ids),
-            "up_ids": dict(self.up_ids),
-            "notes": list(self.notes),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> BouncePlan:
-        """Raises KeyError/TypeError/ValueError on a malformed document."""
-
-        def names(key: str) -> tuple[str, ...]:
-            value = d[key]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"bounce plan: {key} must be a list of strings")
-            return tuple(value)
-
-        if not isinstance(d["reload"], bool):
-            raise ValueError("bounce plan: reload must be a boolean")
-        return cls(
-            down=names("down"),
-            delete=names("delete"),
-            up=names("up"),
-            unattributed=names("unattributed"),
-            reload=d["reload"],
-            down_ids={str(k): str(v) for k, v in dict(d.get("down_ids", {})).items()},
-            up_ids={str(k): str(v) for k, v in dict(d.get("up_ids", {})).items()},
-            notes=tuple(str(n) for n in d.get("notes", [])),
-        )
 
 
 def is_pattern(key: str) -> bool:

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """How a live rollback touches the network, behind one protocol the engine drives in the
-design's order: plan (before any file changes) -> before_restore (take changed interfaces down
-while their current config exists, delete links only the new config created) -> files restored ->
-after_restore (reload, bring interfaces up, re-add routes, verify).
+design's order: ``plan`` (before any file changes) -> ``down`` (changed interfaces, while their
+current config exists) -> ``delete_created_links`` (links only the new config created) -> files
+restored -> ``reload`` -> ``up`` -> ``restore_routes`` -> ``verify`` (live state against the
+snapshot) -> ``run_hook`` (the ``[apply] command``). Each stage takes the typed plan ``plan``
+returned and reports its steps; a stage never raises over a step that failed.
 
 ``HookNetwork`` is the simplest implementation: run the configured ``[apply] command`` once the
-files are back. Per-interface stacks implement the same protocol.
+files are back. Per-interface stacks (``stack.StackNetwork``) implement the same protocol.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 
 from netcfg_txn.core.errors import CommandFailed
 from netcfg_txn.core.model import StepResult
+from netcfg_txn.core.rollback import HookPlan, NetworkPlan, NoNetworkPlan
 from netcfg_txn.host.runner import Runner, run
 from netcfg_txn.net.affected import FileChange
 
@@ -23,7 +26,10 @@ from netcfg_txn.net.affected import FileChange
 # backend reads them only for context (which ports a bridge has, which file wins a match).
 UnchangedFiles = Callable[[Callable[[PurePosixPath], bool]], Iterable[FileChange]]
 
-__all__ = ["FileChange", "HookNetwork", "Network", "UnchangedFiles"]
+# The live links/addresses/routes captured at start (``links.LiveState`` as JSON), or None.
+LiveJson = Mapping[str, Any] | None
+
+__all__ = ["FileChange", "HookNetwork", "LiveJson", "Network", "UnchangedFiles"]
 
 
 class Network(Protocol):
@@ -37,18 +43,31 @@ class Network(Protocol):
         """Live state to keep with the snapshot (JSON), or None."""
         ...
 
-    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> Mapping[str, Any]:
-        """Decide, before anything is touched, what the rollback will do (persisted as JSON)."""
+    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> NetworkPlan:
+        """Decide, before anything is touched, what the rollback will do (it is persisted)."""
         ...
 
-    def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]: ...
+    def accepts(self, plan: NetworkPlan) -> bool:
+        """Whether this network can carry out ``plan`` (a plan recorded by another kind of
+        network, e.g. before a config change, cannot be)."""
+        ...
 
-    def after_restore(
-        self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
-    ) -> list[StepResult]: ...
+    def down(self, plan: NetworkPlan) -> list[StepResult]: ...
+
+    def delete_created_links(self, plan: NetworkPlan) -> list[StepResult]: ...
+
+    def reload(self, plan: NetworkPlan) -> list[StepResult]: ...
+
+    def up(self, plan: NetworkPlan) -> list[StepResult]: ...
+
+    def restore_routes(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]: ...
+
+    def verify(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]: ...
+
+    def run_hook(self, plan: NetworkPlan) -> list[StepResult]: ...
 
 
-def run_hook(command: str, runner: Runner, timeout_s: float) -> StepResult:
+def run_command_hook(command: str, runner: Runner, timeout_s: float) -> StepResult:
     """The ``[apply] command`` once files are back, recorded as one step (never raised)."""
     try:
         runner(["/bin/sh", "-c", command], timeout_s=timeout_s, check=True)
@@ -73,15 +92,31 @@ class HookNetwork:
     def capture(self) -> Mapping[str, Any] | None:
         return None
 
-    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> Mapping[str, Any]:
-        return {"hook": self.command, "changed": sorted(str(c.path) for c in changes)}
+    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> NetworkPlan:
+        return HookPlan(self.command, tuple(sorted(str(c.path) for c in changes)))
 
-    def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:
+    def accepts(self, plan: NetworkPlan) -> bool:
+        return isinstance(plan, HookPlan | NoNetworkPlan)
+
+    def down(self, plan: NetworkPlan) -> list[StepResult]:
         return []
 
-    def after_restore(
-        self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
-    ) -> list[StepResult]:
-        if not self.command or not plan.get("changed"):
+    def delete_created_links(self, plan: NetworkPlan) -> list[StepResult]:
+        return []
+
+    def reload(self, plan: NetworkPlan) -> list[StepResult]:
+        return []
+
+    def up(self, plan: NetworkPlan) -> list[StepResult]:
+        return []
+
+    def restore_routes(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
+        return []
+
+    def verify(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
+        return []
+
+    def run_hook(self, plan: NetworkPlan) -> list[StepResult]:
+        if not self.command or not isinstance(plan, HookPlan) or not plan.changed:
             return []
-        return [run_hook(self.command, self._run, self._timeout_s)]
+        return [run_command_hook(self.command, self._run, self._timeout_s)]

@@ -2,10 +2,11 @@
 """Live rollback that bounces only the interfaces whose configuration changed.
 
 ``StackNetwork`` implements ``network.Network`` with one backend (ifupdown, networkd, NM, ...)
-and netlink (``links``): the plan is computed before any file is touched and persisted by the
-engine; interfaces go down while their current config still exists, links only the new config
-created are deleted, files are restored, the stack reloads, the interfaces come up from the
-restored config, dropped routes are re-added, and the result is verified against the snapshot.
+and netlink (``links``): the plan (a ``StackPlan``) is computed before any file is touched and
+persisted by the engine; interfaces go down while their current config still exists, links only
+the new config created are deleted, files are restored, the stack reloads, the interfaces come up
+from the restored config, dropped routes are re-added, and the result is verified against the
+snapshot. The ``[apply] command``, if any, runs last.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from netcfg_txn.core.model import StepResult
+from netcfg_txn.core.rollback import BouncePlan, NetworkPlan, StackPlan
 from netcfg_txn.host.runner import Runner, run
-from netcfg_txn.net.affected import BouncePlan, FileChange, plan_bounce
+from netcfg_txn.net.affected import FileChange, plan_bounce
 from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, get_backend
 from netcfg_txn.net.links import Links
 from netcfg_txn.net.livestate import LiveState, verify
-from netcfg_txn.net.network import UnchangedFiles, run_hook
+from netcfg_txn.net.network import LiveJson, UnchangedFiles, run_command_hook
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class StackNetwork:
         self._settle_s = settle_s
         self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
         self._forget: list[str] = []  # links taken down over netlink by this rollback
+        self._settle_until: float | None = None  # when verify stops waiting (set by the routes)
 
     def problem(self) -> str | None:
         return self.backend.why_unusable(self._run)
@@ -78,7 +81,7 @@ class StackNetwork:
         with self._links() as ln:
             return ln.capture().to_json()
 
-    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> Mapping[str, Any]:
+    def plan(self, changes: Sequence[FileChange], unchanged: UnchangedFiles) -> NetworkPlan:
         owned = [c for c in changes if self.backend.owns(c.path)]
         context = list(unchanged(self.backend.owns))  # ties (bridge ports, precedence) of the rest
         with self._links() as ln:
@@ -90,13 +93,20 @@ class StackNetwork:
         )
         for note in bp.notes:
             log.warning("rollback plan: %s", note)
-        return {"backend": self.name, **bp.to_json()}
+        return StackPlan(self.name, bp)
 
-    def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:
-        bp = BouncePlan.from_json(plan)
-        results = self._fall_back_to_netlink(
+    def accepts(self, plan: NetworkPlan) -> bool:
+        return isinstance(plan, StackPlan)
+
+    def down(self, plan: NetworkPlan) -> list[StepResult]:
+        bp = _bounce(plan)
+        return self._fall_back_to_netlink(
             self.backend.down(bp.down, self._run, connection_ids=bp.down_ids)
         )
+
+    def delete_created_links(self, plan: NetworkPlan) -> list[StepResult]:
+        bp = _bounce(plan)
+        results: list[StepResult] = []
         if bp.delete:
             with self._links() as ln:
                 existing = ln.names()
@@ -111,7 +121,8 @@ class StackNetwork:
         """A link the stack's tool could not take down (its new config does not parse, so
         ``ifdown`` does nothing) is taken down and stripped of its addresses over netlink, or
         ``ifup`` from the restored config would find them and fail. The stack's state for it
-        is cleared once the files are back (``forget``); nothing else is touched."""
+        is cleared once the files are back (``forget``, before the reload); nothing else is
+        touched."""
         out: list[StepResult] = []
         for r in downs:
             if r.ok or r.action != "down":
@@ -127,35 +138,35 @@ class StackNetwork:
             out.append(StepResult("down", r.target, True, f"over netlink ({r.error})"))
         return out
 
-    def after_restore(
-        self, plan: Mapping[str, Any], live: Mapping[str, Any] | None
-    ) -> list[StepResult]:
-        bp = BouncePlan.from_json(plan)
+    def reload(self, plan: NetworkPlan) -> list[StepResult]:
+        bp = _bounce(plan)
         results: list[StepResult] = []
         if self._forget:
             results += self.backend.forget(self._forget, self._run)
             self._forget = []
         if bp.reload:
             results += self.backend.reload(self._run)
-        results += self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
-        if live is not None and bp.up:
-            results += self._settle(LiveState.from_json(live), bp.up)
-        if self._hook and (bp.down or bp.up or bp.unattributed):
-            results.append(run_hook(self._hook, self._run, HOOK_TIMEOUT_S))
         return results
 
-    def _settle(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
-        """Re-add the routes the bounce dropped, and poll until the restored interfaces match the
-        snapshot; report each route that could not be restored and each remaining mismatch.
+    def up(self, plan: NetworkPlan) -> list[StepResult]:
+        bp = _bounce(plan)
+        return self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
+
+    def restore_routes(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
+        """Re-add the routes the bounce dropped, once the restored interfaces settled.
 
         A synchronous stack (ifup) is done when its command returns: missing routes are re-added
         at once. An asynchronous one (networkd, NetworkManager) gets ``route_grace_s`` to add
-        them itself first; after that, missing routes are retried on every poll, and a failure
-        counts only if the route is still missing at the end.
+        them itself first; after that, missing routes are retried on every poll until the
+        interfaces match the snapshot, and a failure counts only if they never do.
         """
-        names = sorted(set(ifnames))
+        bp = _bounce(plan)
+        if live is None or not bp.up:
+            return []
+        snapshot, names = LiveState.from_json(live), sorted(set(bp.up))
         t0 = time.monotonic()
-        deadline, grace = t0 + self._settle_s, t0 + self._route_grace_s
+        self._settle_until = t0 + self._settle_s
+        grace = t0 + self._route_grace_s
         routes: dict[str, StepResult] = {}  # by route, the latest attempt
         while True:
             with self._links() as ln:
@@ -165,12 +176,41 @@ class StackNetwork:
                     routes.update((r.target, r) for r in attempts)
                     if attempts:
                         mismatches = verify(snapshot, ln.capture(), names)
-            if not mismatches or time.monotonic() >= deadline:
+            if not mismatches or time.monotonic() >= self._settle_until:
                 break
             time.sleep(0.1)
-        results = [r for r in routes.values() if r.ok or mismatches]
+        return [r for r in routes.values() if r.ok or mismatches]
+
+    def verify(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
+        """Poll until the restored interfaces match the snapshot (within the time left since the
+        routes stage began), then report each remaining mismatch."""
+        bp = _bounce(plan)
+        if live is None or not bp.up:
+            return []
+        snapshot, names = LiveState.from_json(live), sorted(set(bp.up))
+        until = self._settle_until or time.monotonic() + self._settle_s
+        self._settle_until = None
+        while True:
+            with self._links() as ln:
+                mismatches = verify(snapshot, ln.capture(), names)
+            if not mismatches or time.monotonic() >= until:
+                break
+            time.sleep(0.1)
         if not mismatches:
-            return [*results, StepResult("verify", " ".join(names), True)]
+            return [StepResult("verify", " ".join(names), True)]
         for m in mismatches:
             log.error("after rollback: %s", m)
-        return [*results, *(StepResult("verify", m.split(":", 1)[0], False, m) for m in mismatches)]
+        return [StepResult("verify", m.split(":", 1)[0], False, m) for m in mismatches]
+
+    def run_hook(self, plan: NetworkPlan) -> list[StepResult]:
+        bp = _bounce(plan)
+        if self._hook and (bp.down or bp.up or bp.unattributed):
+            return [run_command_hook(self._hook, self._run, HOOK_TIMEOUT_S)]
+        return []
+
+
+def _bounce(plan: NetworkPlan) -> BouncePlan:
+    """The stages run only a plan ``accepts`` took; anything else is a bug, said loudly."""
+    if not isinstance(plan, StackPlan):
+        raise TypeError(f"a stack backend cannot carry out a {plan.kind} plan")
+    return plan.bounce
