@@ -58,8 +58,8 @@ class Service(Protocol):
     """What the daemon offers the API. Every call is serialized and all-or-nothing."""
 
     async def start(self, actor: Actor, body: Mapping[str, Any]) -> dict[str, Any]: ...
-    async def arm(self, actor: Actor, txn_id: str | None, token: str | None,
-                  body: Mapping[str, Any]) -> dict[str, Any]: ...  # fmt: skip
+    async def extend(self, actor: Actor, txn_id: str | None, token: str | None,
+                     body: Mapping[str, Any]) -> dict[str, Any]: ...  # fmt: skip
     async def confirm(
         self, actor: Actor, txn_id: str | None, token: str | None, force: bool = False
     ) -> dict[str, Any]: ...
@@ -301,7 +301,7 @@ def make_app(service: Service, *, max_body: int = 64 * 1024) -> web.Application:
         if body.get("force") and actor.kind == "remote":
             # force re-arms a file set that was already rolled back: the local admin's call only
             raise NotPermitted("only local root may force an arm")
-        return _ok(await service.arm(actor, _txn_id(request), _token(request), body))
+        return _ok(await service.extend(actor, _txn_id(request), _token(request), body))
 
     @routes.post("/v1/transactions/{id}/confirm")
     async def confirm(request: web.Request) -> web.Response:

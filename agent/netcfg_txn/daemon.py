@@ -328,7 +328,7 @@ class Daemon:
         )
         return {"transaction": self._public(t), "token": token, "warnings": warnings}
 
-    async def arm(
+    async def extend(
         self, actor: Actor, txn_id: str | None, token: str | None, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         t = await self._locked(

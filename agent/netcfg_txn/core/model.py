@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any, NewType
 
@@ -322,7 +322,3 @@ def txn_from_json(d: Mapping[str, Any]) -> Txn:
         errors=tuple(str(e) for e in d.get("errors", [])),
         policy=d.get("policy"),
     )
-
-
-def paths(files: Iterable[FileState]) -> list[str]:
-    return sorted(str(f.path) for f in files)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from netcfg_txn.core import frozen, plan, txn
+from netcfg_txn.core import diff, frozen, txn
 from netcfg_txn.core.clock import Clock
 from netcfg_txn.core.config import Config
 from netcfg_txn.core.errors import BadToken, NotPermitted, NoTransaction
@@ -278,7 +278,7 @@ class EngineBase:
 
     def _plan_network(self, snap: Manifest, now: Manifest) -> NetworkPlan:
         """What the network side of a rollback from ``now`` back to ``snap`` would do."""
-        changes = [self._file_change(c) for c in plan.changes(snap, now)]
+        changes = [self._file_change(c) for c in diff.changes(snap, now)]
         current = now.by_path()
         same = [f for f in snap.files if f.kind == "file" and current.get(f.path) == f]
 
@@ -290,7 +290,7 @@ class EngineBase:
 
         return self.network.plan(changes, unchanged)
 
-    def _file_change(self, c: plan.Change) -> FileChange:
+    def _file_change(self, c: diff.Change) -> FileChange:
         old = self.store.blob(c.old.sha256) if c.old is not None and c.old.kind == "file" else None
         new = None
         if c.new is not None and c.new.kind == "file" and c.new.unarchived is None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from netcfg_txn.core import frozen, plan, txn
+from netcfg_txn.core import diff, frozen, txn
 from netcfg_txn.core.errors import (
     Busy,
     ConfigError,
@@ -90,7 +90,7 @@ class Engine(Recovering, ReadViews):
                 )
             baseline, baseline_problem = self.baseline()
             if baseline is not None and not allow_pending:
-                pending = plan.changes(baseline, manifest)
+                pending = diff.changes(baseline, manifest)
                 if pending:
                     raise PendingEdits(
                         f"{len(pending)} managed file(s) changed outside a transaction: "

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netcfg_txn.core import plan, txn
+from netcfg_txn.core import diff, txn
 from netcfg_txn.core.model import Phase, Reason, Txn, manifest_from_json, manifest_to_json
 from netcfg_txn.engine.base import EngineBase, log
 
@@ -38,13 +38,13 @@ class Finalizer(EngineBase):
             discarded = manifest_from_json(discarded_doc) if discarded_doc else now
             if t.phase is Phase.COMMITTED:
                 doc["discarded"] = manifest_to_json(snap)  # the old config is what commit discards
-                doc["changed"] = [str(c.path) for c in plan.changes(snap, now)]
+                doc["changed"] = [str(c.path) for c in diff.changes(snap, now)]
             else:
                 doc["discarded"] = manifest_to_json(discarded)
-                doc["changed"] = [str(c.path) for c in plan.changes(snap, discarded)]
+                doc["changed"] = [str(c.path) for c in diff.changes(snap, discarded)]
                 applied = self.store.snapshot_extra(t.id, "applied")
                 if applied is not None:
-                    later = plan.changes(manifest_from_json(applied), discarded)
+                    later = diff.changes(manifest_from_json(applied), discarded)
                     doc["edited_after_apply"] = [str(c.path) for c in later]
                     if later:  # the snapshot still won; say what was overwritten
                         log.warning(

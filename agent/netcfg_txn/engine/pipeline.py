@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netcfg_txn.core import plan, txn
+from netcfg_txn.core import diff, txn
+from netcfg_txn.core.diff import RestorePlan
 from netcfg_txn.core.model import (
     Actor,
     Manifest,
@@ -30,7 +31,6 @@ from netcfg_txn.core.model import (
     Txn,
     manifest_to_json,
 )
-from netcfg_txn.core.plan import RestorePlan
 from netcfg_txn.core.rollback import RollbackPlan, RollbackStage
 from netcfg_txn.engine.base import log
 from netcfg_txn.engine.finalize import Finalizer
@@ -104,7 +104,7 @@ class RollbackPipeline(Finalizer):
         assert t.rollback is not None
         work = Work(
             t.rollback,
-            plan.plan_restore(snap, found),
+            diff.plan_restore(snap, found),
             snap,
             found,
             self.store.snapshot_extra(t.id, "links") if live else None,

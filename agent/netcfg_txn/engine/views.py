@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from netcfg_txn.core import plan
+from netcfg_txn.core import diff
 from netcfg_txn.core.errors import NoTransaction
 from netcfg_txn.core.model import Phase, Txn
 from netcfg_txn.core.rollback import BouncePlan, StackPlan
@@ -19,9 +19,9 @@ NO_BOUNCE = BouncePlan(down=(), delete=(), up=(), unattributed=(), reload=False)
 
 
 class ReadViews(EngineBase):
-    def changed_paths(self, t: Txn) -> list[plan.Change]:
+    def changed_paths(self, t: Txn) -> list[diff.Change]:
         snap = self.store.snapshot_manifest(t.id)
-        return list(plan.changes(snap, self.scan(errors=[])))
+        return list(diff.changes(snap, self.scan(errors=[])))
 
     def diff(self) -> list[dict[str, Any]]:
         """Snapshot -> now with a transaction open; else the pending edits: baseline -> now."""
@@ -36,7 +36,7 @@ class ReadViews(EngineBase):
                     + (f" ({problem})" if problem else ""),
                     hint="the first commit or rollback records one",
                 )
-            changes = list(plan.changes(base, self.scan(errors=[])))
+            changes = list(diff.changes(base, self.scan(errors=[])))
         out = []
         for c in changes:
             old = None
@@ -51,13 +51,13 @@ class ReadViews(EngineBase):
             elif c.new is not None and c.new.unarchived is not None:
                 entry["detail"] = f"not shown: {c.new.unarchived.removeprefix('not archived: ')}"
             elif c.kind == "metadata" and c.old and c.new:
-                entry["detail"] = plan.describe_metadata(c.old, c.new)
+                entry["detail"] = diff.describe_metadata(c.old, c.new)
             elif (c.old and c.old.kind == "symlink") or (c.new and c.new.kind == "symlink"):
                 before = c.old.target if c.old else None
                 after = c.new.target if c.new else None
                 entry["detail"] = f"symlink {before!r} -> {after!r}"
             else:
-                entry["diff"] = plan.unified(c.path, old, new)
+                entry["diff"] = diff.unified(c.path, old, new)
             out.append(entry)
         return out
 
@@ -70,7 +70,7 @@ class ReadViews(EngineBase):
         t = self._require_open(None)
         snap = self.store.snapshot_manifest(t.id)
         now, unreadable = self._scan_tolerant(None)
-        rp = plan.plan_restore(snap, now)
+        rp = diff.plan_restore(snap, now)
         current = now.by_path()
         network = self._plan_network(snap, now)
         bounce = network.bounce if isinstance(network, StackPlan) else NO_BOUNCE
@@ -110,7 +110,7 @@ class ReadViews(EngineBase):
             base, problem = self.baseline()
             if base is not None:
                 cur = self.scan(errors=[])
-                doc["pending"] = [str(c.path) for c in plan.changes(base, cur)]
+                doc["pending"] = [str(c.path) for c in diff.changes(base, cur)]
             else:
                 doc["pending"] = []
             if problem is not None:

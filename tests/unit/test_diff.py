@@ -8,7 +8,7 @@ from pathlib import PurePosixPath as P
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netcfg_txn.core import plan
+from netcfg_txn.core import diff
 from netcfg_txn.core.fileset import FileSet, from_presets
 from netcfg_txn.core.model import FileState, Manifest
 
@@ -20,7 +20,7 @@ def fs(path: str, digest: str = "a" * 64, mode: int = 0o644, uid: int = 0) -> Fi
 def test_plan_restore_four_cases() -> None:
     saved = Manifest((fs("/etc/a"), fs("/etc/b"), fs("/etc/c"), fs("/etc/m", mode=0o600)))
     now = Manifest((fs("/etc/a"), fs("/etc/b", "b" * 64), fs("/etc/new"), fs("/etc/m")))
-    p = plan.plan_restore(saved, now)
+    p = diff.plan_restore(saved, now)
     assert [f.path for f in p.write] == [P("/etc/b"), P("/etc/c"), P("/etc/m")]
     assert p.delete == (P("/etc/new"),)
     assert p.untouched == (P("/etc/a"),)
@@ -29,14 +29,14 @@ def test_plan_restore_four_cases() -> None:
 def test_changes_classify_metadata_separately() -> None:
     old = Manifest((fs("/x", mode=0o644), fs("/y"), fs("/z")))
     new = Manifest((fs("/x", mode=0o600), fs("/y", "c" * 64), fs("/w")))
-    kinds = {str(c.path): c.kind for c in plan.changes(old, new)}
+    kinds = {str(c.path): c.kind for c in diff.changes(old, new)}
     assert kinds == {"/x": "metadata", "/y": "modified", "/z": "removed", "/w": "added"}
 
 
 def test_unified_diff_handles_added_and_removed() -> None:
-    assert "+++ /dev/null" in plan.unified(P("/etc/a"), b"x\n", None)
-    assert "--- /dev/null" in plan.unified(P("/etc/a"), None, b"x\n")
-    assert plan.unified(P("/etc/a"), b"same\n", b"same\n") == ""
+    assert "+++ /dev/null" in diff.unified(P("/etc/a"), b"x\n", None)
+    assert "--- /dev/null" in diff.unified(P("/etc/a"), None, b"x\n")
+    assert diff.unified(P("/etc/a"), b"same\n", b"same\n") == ""
 
 
 names = st.sampled_from(["/etc/a", "/etc/b", "/etc/c", "/etc/d/e", "/etc/d/a"])
@@ -49,7 +49,7 @@ states = st.builds(
 def test_restore_plan_converges(saved_l: list[FileState], now_l: list[FileState]) -> None:
     """Applying the plan to `now` yields exactly `saved`, and never writes an identical file."""
     saved, now = Manifest(tuple(saved_l)), Manifest(tuple(now_l))
-    p = plan.plan_restore(saved, now)
+    p = diff.plan_restore(saved, now)
     result = {f.path: f for f in now.files if f.path not in p.delete}
     result.update({f.path: f for f in p.write})
     assert result == saved.by_path()

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pure planning over manifests: what a restore must do, and how two file sets differ."""
+"""How two file sets (manifests) differ, and what a restore must do about it. Pure."""
 
 from __future__ import annotations
 
