@@ -5,6 +5,10 @@ The engine persists the returned state, then runs the effects; recovery re-deriv
 persisted phase. ``None`` is the idle state. Illegal requests raise the error the caller should see
 (busy, no transaction), so the exit codes of busy, no-transaction and already-ended come from
 one table.
+
+A rollback's progress is stepped here too: ``Planned`` records its plan before anything is
+touched, then one ``StageDone`` per stage (``RollbackStage``), only forward, until
+``RollbackDone``. A stage out of order is a bug in the caller and raises ValueError.
 """
 
 from __future__ import annotations
