@@ -33,7 +33,7 @@ FAST = ProbeSettings(settle_s=0.0, interval_s=0.01, timeout_s=1.0, retries=0, ro
 
 
 def _run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def _free_port() -> int:
