@@ -20,7 +20,7 @@ def _timed_out(what: str, timeout_s: float, detail: Callable[[], object] | None)
 
 
 def wait_for(
-    cond: Callable[[], T],
+    cond: Callable[[], T | None],
     what: str,
     timeout_s: float = TIMEOUT_S,
     *,
@@ -37,7 +37,7 @@ def wait_for(
 
 
 async def until(
-    cond: Callable[[], T],
+    cond: Callable[[], T | None],
     what: str,
     timeout_s: float = TIMEOUT_S,
     *,

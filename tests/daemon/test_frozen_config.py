@@ -185,6 +185,7 @@ def test_backstop_rolls_back_for_a_wedged_daemon(
     try:
         early = d.cli("backstop", "--id", t["id"])
         assert early.rc == 0 and early.doc["action"] == "rearmed", early.out
+        # The scenario: the deadline passes on the real clock while the daemon is stopped.
         time.sleep(max(0.0, t["deadline_wall_s"] - time.time()) + 0.2)
         d.config.write_text("[broken\n")  # and the config broke meanwhile
         r = d.cli("backstop", "--id", t["id"])
