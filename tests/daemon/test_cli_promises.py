@@ -284,7 +284,7 @@ def test_config_show_prints_every_key_under_its_real_name(daemon: Daemon) -> Non
     doc = daemon.cli("config", "show").doc["config"]
     for section, keys in SCHEMA.items():
         assert set(doc[section]) == set(keys), section
-    assert doc["state"]["lock_timeout"] == "5s" and doc["timer"]["default"] == "3s"
+    assert doc["state"]["lock_timeout"] == "5s" and doc["timer"]["default"] == "600s"
     assert doc["state"]["dir"] == str(daemon.state)
 
 

@@ -107,7 +107,7 @@ def test_rollback_after_config_change_uses_start_time_settings(
 def test_daemon_with_broken_config_keeps_the_last_good_one(
     spawn: Callable[..., Daemon], tmp_path: Path
 ) -> None:
-    d = spawn(BASE_CONFIG.replace('default = "3s"', 'default = "77s"')
+    d = spawn(BASE_CONFIG.replace('default = "10m"', 'default = "77s"')
               + '[apply]\nbackend = "none"\n')  # fmt: skip
     d.kill()
     assert (d.state / "last-good-config.json").exists()
