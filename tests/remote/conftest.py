@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,13 +169,14 @@ peers_dir = "{PEERS_DIR}"
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        for _ in range(100):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.log()}")
-            if self.sock.exists() and nslab.listening(self.ns, PORT):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"daemon did not come up: {self.log()}")
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"daemon exited {proc.returncode}: {self.log()}")
+            return self.sock.exists() and nslab.listening(self.ns, PORT)
+
+        wait_for(up, "the daemon to serve its control socket and TLS port", 60, detail=self.log)
 
     def stop_daemon(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
