@@ -77,7 +77,9 @@ def test_cli_confirm_racing_expiry_has_exactly_one_outcome(daemon: Daemon, offse
     after = daemon.files()
     # The scenario: aim the commit at ``offset`` around the deadline on the real clock.
     time.sleep(max(0.0, t["deadline_wall_s"] + offset - latency - time.time()))
+    sent = time.time()
     cli = daemon.cli("commit")
+    done = time.time()
     daemon.wait_idle(10)
     hist = [h["txn"] for h in daemon.history() if h["txn"]["id"] == t["id"]]
     assert len(hist) == 1, hist
@@ -89,7 +91,9 @@ def test_cli_confirm_racing_expiry_has_exactly_one_outcome(daemon: Daemon, offse
         assert cli.rc == 66, (cli.rc, cli.out)
         assert cli.doc["error"]["code"] == "no-transaction"
         assert daemon.files() == before
-    if offset <= -0.8:
+    # Whatever the load did to the aim: a commit whose whole call ended before the deadline
+    # committed, and one sent after it found the rollback done.
+    if done < t["deadline_wall_s"]:
         assert hist[0]["phase"] == "committed"
-    if offset >= 0.8:
+    if sent > t["deadline_wall_s"]:
         assert hist[0]["phase"] == "rolled-back"
