@@ -32,6 +32,12 @@ def ns_popen(ns: str, argv: Sequence[str], **kw: object) -> subprocess.Popen[str
     return subprocess.Popen(["ip", "netns", "exec", ns, *argv], text=True, **kw)  # type: ignore[call-overload, no-any-return]
 
 
+def listening(ns: str, port: int) -> bool:
+    """True once a TCP socket listens on ``port`` in namespace ``ns``."""
+    out = ns_exec(ns, ["ss", "-Htln", f"sport = :{port}"], capture_output=True)
+    return bool(out.stdout.strip())
+
+
 @contextlib.contextmanager
 def namespaces(*roles: str) -> Iterator[dict[str, str]]:
     """``namespaces("host", "peer")`` → {"host": "nct-h-abc123", ...}; lo up in each."""

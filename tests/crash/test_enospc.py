@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 
+from netcfg_txn.store.files import StatCache
 from tests.crash import points, tree
 from tests.crash.conftest import unavailable
 from tests.daemon.harness import Daemon, config, make
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.crash
 
@@ -204,7 +206,10 @@ def test_status_on_a_full_state_dir_leaves_no_temp_file(full_disk_daemon: Daemon
     with open(view / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 4096)
-    time.sleep(2.2)  # stat-cache entries are only recorded for files changed > 2 s ago
+    # The scenario needs a stat cache to save: entries are only recorded for files whose
+    # ctime is older than its racy window, so wait until every managed file's is.
+    newest = max(p.stat().st_ctime for p in d.root.rglob("*") if p.is_file())
+    wait_for(lambda: time.time() > newest + StatCache.RACY_S + 0.2, "the racy window to pass")
     before = _listing(view)
     st = d.cli("status")
     assert st.rc == 0, st.out

@@ -35,7 +35,7 @@ BASE_CONFIG = """\
 [files]
 presets = ["ifupdown"]
 [timer]
-default = "3s"
+default = "10m"  # long: a loaded machine must not expire what a test did not mean to
 min = "1s"
 max = "1h"
 [state]
@@ -79,7 +79,7 @@ class Daemon:
                 "--config", str(self.config), "--state-dir", str(self.state), "--socket",
                 str(self.socket), "--log-level", "DEBUG"]  # fmt: skip
 
-    def start(self, *, wait: bool = True, timeout_s: float = 15.0) -> Daemon:
+    def start(self, *, wait: bool = True, timeout_s: float = 60.0) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log,
@@ -88,7 +88,7 @@ class Daemon:
             self.wait_ready(timeout_s)
         return self
 
-    def wait_ready(self, timeout_s: float = 15.0) -> None:
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
         """READY = the control socket accepts and answers."""
         end = time.monotonic() + timeout_s
         while True:

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -252,17 +251,12 @@ def test_no_arm_is_refused_clearly_and_the_api_refuses_arm_false(daemon: Daemon)
 # ------------------------------------------------------------------------------ smaller texts
 
 
-def test_history_shows_the_label_and_status_says_overdue(daemon: Daemon) -> None:
+def test_history_shows_the_label(daemon: Daemon) -> None:
+    """(Status saying "overdue" is tested in fake time in tests/fakeroot/test_daemon_timer.py.)"""
     assert daemon.cli("start", "--label", "move eth1 to vlan 7").rc == 0
     assert daemon.cli("commit").rc == 0
     h = daemon.cli("history", as_json=False)
     assert "move eth1 to vlan 7" in h.out, h.out
-    t = daemon.cli("start", "--timeout", "2s").doc["transaction"]
-    daemon.kill()  # nobody left to roll it back: the deadline passes
-    while time.time() < t["deadline_wall_s"] + 0.5:
-        time.sleep(0.1)
-    st = daemon.cli("status", as_json=False)
-    assert "overdue" in st.out and "(0s left)" not in st.out, st.out
 
 
 def test_diff_shows_pending_edits_against_the_baseline(spawn: Callable[..., Daemon]) -> None:
@@ -290,7 +284,7 @@ def test_config_show_prints_every_key_under_its_real_name(daemon: Daemon) -> Non
     doc = daemon.cli("config", "show").doc["config"]
     for section, keys in SCHEMA.items():
         assert set(doc[section]) == set(keys), section
-    assert doc["state"]["lock_timeout"] == "5s" and doc["timer"]["default"] == "3s"
+    assert doc["state"]["lock_timeout"] == "5s" and doc["timer"]["default"] == "600s"
     assert doc["state"]["dir"] == str(daemon.state)
 
 

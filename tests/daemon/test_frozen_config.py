@@ -107,7 +107,7 @@ def test_rollback_after_config_change_uses_start_time_settings(
 def test_daemon_with_broken_config_keeps_the_last_good_one(
     spawn: Callable[..., Daemon], tmp_path: Path
 ) -> None:
-    d = spawn(BASE_CONFIG.replace('default = "3s"', 'default = "77s"')
+    d = spawn(BASE_CONFIG.replace('default = "10m"', 'default = "77s"')
               + '[apply]\nbackend = "none"\n')  # fmt: skip
     d.kill()
     assert (d.state / "last-good-config.json").exists()
@@ -185,6 +185,7 @@ def test_backstop_rolls_back_for_a_wedged_daemon(
     try:
         early = d.cli("backstop", "--id", t["id"])
         assert early.rc == 0 and early.doc["action"] == "rearmed", early.out
+        # The scenario: the deadline passes on the real clock while the daemon is stopped.
         time.sleep(max(0.0, t["deadline_wall_s"] - time.time()) + 0.2)
         d.config.write_text("[broken\n")  # and the config broke meanwhile
         r = d.cli("backstop", "--id", t["id"])

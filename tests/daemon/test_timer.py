@@ -1,15 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The dead-man timer in the real daemon: expiry, commit, restart mid-timer, deadline passed
-while down, and confirm racing expiry (R31-R34)."""
+"""The dead-man timer in the real daemon process on the real clock, where real time is the point:
+the deadline firing, a deadline that passed while the daemon was down, and a CLI commit racing the
+expiry. The timer's logic (re-arm, extend, commit, retry with backoff, ties, restart, overdue) is
+tested in fake time in tests/fakeroot/test_daemon_timer.py and test_daemon_deadline.py."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 
-from netcfg_txn.core.errors import NetcfgTxnError
 from tests.daemon.harness import Daemon
 
 
@@ -26,9 +26,8 @@ def test_expiry_rolls_back_and_history_says_timeout(daemon: Daemon) -> None:
     assert r.rc == 0, r.err
     deadline = r.doc["transaction"]["deadline_wall_s"]
     edit(daemon)
-    rolled_at = daemon.wait_idle(10)
+    daemon.wait_idle(30)
     assert daemon.files() == before
-    assert rolled_at < deadline + 1.0
     h = daemon.cli("history", as_json=False)
     assert h.rc == 0
     assert "rolled-back (timeout)" in h.out
@@ -40,51 +39,13 @@ def test_expiry_rolls_back_and_history_says_timeout(daemon: Daemon) -> None:
     assert last["ended_wall_s"] == pytest.approx(deadline, abs=1.0)
 
 
-def test_commit_keeps_the_new_files(daemon: Daemon) -> None:
-    r = daemon.cli("start", "--timeout", "2s")
-    assert r.rc == 0, r.err
-    edit(daemon)
-    after = daemon.files()
-    c = daemon.cli("commit")
-    assert c.rc == 0, c.err
-    assert c.doc["already_committed"] is False
-    # Past the old deadline: nothing may fire.
-    time.sleep(max(0.0, r.doc["transaction"]["deadline_wall_s"] - time.time()) + 0.5)
-    assert daemon.files() == after
-    assert daemon.txn_json() is None
-    last = daemon.history()[0]["txn"]
-    assert (last["phase"], last["reason"]) == ("committed", "confirmed")
-    assert len(daemon.history()) == 1
-
-
-def test_restart_mid_timer_resumes_the_remaining_time(daemon: Daemon) -> None:
-    before = daemon.files()
-    # Wide margins: a loaded machine may take seconds to restart the daemon and answer status.
-    r = daemon.cli("start", "--timeout", "12s")
-    assert r.rc == 0, r.err
-    deadline = r.doc["transaction"]["deadline_wall_s"]
-    edit(daemon)
-    time.sleep(max(0.0, deadline - 9.0 - time.time()))
-    daemon.kill()  # SIGKILL mid-timer, 3 s in
-    daemon.start()
-    st = daemon.cli("status").doc
-    assert st["state"] == "open"
-    assert st["transaction"]["remaining_s"] < 9.1  # the remaining time, not a fresh 12 s
-    rolled_at = daemon.wait_idle(20)
-    assert daemon.files() == before
-    # At the original deadline (a fresh full timeout would land >= 3 s later).
-    assert rolled_at == pytest.approx(deadline, abs=1.0)
-    last = daemon.history()[0]["txn"]
-    assert (last["phase"], last["reason"]) == ("rolled-back", "timeout")
-    assert last["ended_wall_s"] == pytest.approx(deadline, abs=1.0)
-
-
 def test_deadline_passed_while_down_rolls_back_at_startup(daemon: Daemon) -> None:
     before = daemon.files()
     r = daemon.cli("start", "--timeout", "2s")
     assert r.rc == 0, r.err
     edit(daemon)
     daemon.kill()
+    # The scenario: the deadline passes on the real clock while no daemon runs.
     time.sleep(max(0.0, r.doc["transaction"]["deadline_wall_s"] - time.time()) + 0.3)
     daemon.start()
     # Recovery runs before the socket accepts: by READY the rollback is done.
@@ -113,8 +74,11 @@ def test_cli_confirm_racing_expiry_has_exactly_one_outcome(daemon: Daemon, offse
     t = r.doc["transaction"]
     edit(daemon)
     after = daemon.files()
+    # The scenario: aim the commit at ``offset`` around the deadline on the real clock.
     time.sleep(max(0.0, t["deadline_wall_s"] + offset - latency - time.time()))
+    sent = time.time()
     cli = daemon.cli("commit")
+    done = time.time()
     daemon.wait_idle(10)
     hist = [h["txn"] for h in daemon.history() if h["txn"]["id"] == t["id"]]
     assert len(hist) == 1, hist
@@ -126,48 +90,9 @@ def test_cli_confirm_racing_expiry_has_exactly_one_outcome(daemon: Daemon, offse
         assert cli.rc == 66, (cli.rc, cli.out)
         assert cli.doc["error"]["code"] == "no-transaction"
         assert daemon.files() == before
-    if offset <= -0.8:
+    # Whatever the load did to the aim: a commit whose whole call ended before the deadline
+    # committed, and one sent after it found the rollback done.
+    if done < t["deadline_wall_s"]:
         assert hist[0]["phase"] == "committed"
-    if offset >= 0.8:
+    if sent > t["deadline_wall_s"]:
         assert hist[0]["phase"] == "rolled-back"
-
-
-@pytest.mark.parametrize("offset", [-0.01, -0.002, 0.0, 0.002, 0.01])
-def test_api_confirm_racing_expiry_has_exactly_one_outcome(daemon: Daemon, offset: float) -> None:
-    """The same race aimed to the millisecond with the in-process client (token, --id)."""
-    before = daemon.files()
-    r = daemon.cli("start", "--timeout", "2s")
-    assert r.rc == 0, r.err
-    t, token = r.doc["transaction"], r.doc["token"]
-    edit(daemon)
-    after = daemon.files()
-    time.sleep(max(0.0, t["deadline_wall_s"] + offset - time.time()))
-    try:
-        got: dict[str, object] | NetcfgTxnError = daemon.api(
-            "POST", f"/v1/transactions/{t['id']}/confirm", {}, token=token
-        )
-    except NetcfgTxnError as e:
-        got = e
-    daemon.wait_idle(10)
-    hist = [h["txn"] for h in daemon.history() if h["txn"]["id"] == t["id"]]
-    assert len(hist) == 1, hist
-    if hist[0]["phase"] == "committed":
-        assert isinstance(got, dict) and got["already_committed"] is False
-        assert daemon.files() == after
-    else:
-        assert (hist[0]["phase"], hist[0]["reason"]) == ("rolled-back", "timeout")
-        assert isinstance(got, NetcfgTxnError) and got.exit_code == 66, got
-        assert daemon.files() == before
-
-
-def test_extend_moves_the_deadline(spawn: Callable[..., Daemon]) -> None:
-    d = spawn()
-    r = d.cli("start", "--timeout", "2s")
-    assert r.rc == 0
-    e = d.cli("extend", "--timeout", "4s")
-    assert e.rc == 0, e.out
-    new_deadline = e.doc["transaction"]["deadline_wall_s"]
-    assert new_deadline > r.doc["transaction"]["deadline_wall_s"] + 1
-    time.sleep(max(0.0, r.doc["transaction"]["deadline_wall_s"] - time.time()) + 0.3)
-    assert d.txn_json() is not None  # the old deadline passed: still open
-    assert d.wait_idle(10) == pytest.approx(new_deadline, abs=1.0)

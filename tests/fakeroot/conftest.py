@@ -12,20 +12,12 @@ from typing import Any
 import pytest
 
 from netcfg_txn.core import config
-from netcfg_txn.core.model import Actor, Instant
+from netcfg_txn.core.model import Actor
 from netcfg_txn.engine import Engine
 from netcfg_txn.net.network import HookNetwork
+from tests.fakeclock import FakeClock
 
 ROOT_ACTOR = Actor(kind="local", uid=0, pid=1, command="pytest")
-
-
-@dataclasses.dataclass
-class FakeClock:
-    boot_id: str = "boot-1"
-    t: float = 1000.0
-
-    def now(self) -> Instant:
-        return Instant(self.boot_id, self.t, 1_700_000_000.0 + self.t)
 
 
 @dataclasses.dataclass

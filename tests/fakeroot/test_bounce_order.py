@@ -12,7 +12,7 @@ from pathlib import Path
 from netcfg_txn.core.model import Phase, Reason
 from netcfg_txn.host.runner import Completed
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
-from netcfg_txn.net.links import LiveState
+from netcfg_txn.net.livestate import LiveState
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakeroot.conftest import ROOT_ACTOR, build
 

@@ -1,14 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The daemon's timer over a real engine and a fake root: a failing read of the transaction
-record or a failing rollback at the deadline is retried, never dropped; a read error is not
-corruption; re-arming makes the new timer before it drops the old one."""
+"""The daemon's timer over a real engine, a fake root and a fake clock: a failing read of the
+transaction record or a failing rollback at the deadline is retried with backoff, never dropped;
+a read error is not corruption; re-arming makes the new timer before it drops the old one."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,15 @@ import pytest
 
 from netcfg_txn.core import config
 from netcfg_txn.core.errors import Unavailable
-from netcfg_txn.core.model import Instant, Phase
+from netcfg_txn.core.model import Phase
 from netcfg_txn.daemon import Daemon
 from netcfg_txn.engine import Engine
 from netcfg_txn.host import sd
 from netcfg_txn.net.network import HookNetwork
 from netcfg_txn.store.state import Store
+from tests.fakeclock import FakeClock
 from tests.fakeroot.conftest import ROOT_ACTOR
-
-
-class SkewClock:
-    """Real time (the daemon's timer runs on the loop's clock) plus an offset a test can move."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> Instant:
-        return Instant("boot-1", time.monotonic() + self.offset, time.time() + self.offset)
+from tests.waiting import until
 
 
 class Faults:
@@ -54,53 +45,65 @@ class Faults:
         monkeypatch.setattr(Store, "read_txn", read_txn)
 
 
-def _setup(tmp_path: Path) -> tuple[Engine, SkewClock, Path]:
+def _setup(tmp_path: Path) -> tuple[Engine, FakeClock, Path]:
     root = tmp_path / "root"
     f = root / "etc/network/interfaces"
     f.parent.mkdir(parents=True)
     f.write_text("auto lo\n")
     cfg = config.parse([("t", '[files]\npresets = ["ifupdown"]\n')], state_dir=tmp_path / "state")
-    clock = SkewClock()
+    clock = FakeClock()
     return Engine(root, cfg, clock, HookNetwork("")), clock, f
 
 
-async def _until(pred: Callable[[], bool], timeout_s: float) -> float:
-    t0 = time.monotonic()
-    while not pred():
-        assert time.monotonic() - t0 < timeout_s, "condition not met in time"
-        await asyncio.sleep(0.01)
-    return time.monotonic() - t0
+async def _next_wait(clock: FakeClock) -> float:
+    """The one instant the timer waits for next (its deadline or its retry)."""
+    waits = await until(clock.sleepers, "the timer to wait for its next instant")
+    assert len(waits) == 1, waits
+    return waits[0]
+
+
+def _rolled_back(engine: Engine) -> bool:
+    return not engine.store.txn_path.exists()
 
 
 def _unavailable() -> Exception:
     return Unavailable("cannot read the transaction record: Too many open files")
 
 
-def test_deadline_retries_until_the_record_reads_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("failures", [4, 8])
+def test_deadline_retries_with_backoff_until_the_record_reads_again(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failures: int,
 ) -> None:
     engine, clock, f = _setup(tmp_path)
     faults = Faults(monkeypatch, _unavailable)
     t, _token = engine.start(ROOT_ACTOR, timeout_s=60)
     f.write_text("broken\n")
+    waited: list[float] = []
 
-    async def main() -> float:
+    async def main() -> None:
         d = Daemon(engine, sd.NullNotifier())
         d.rearm()
-        clock.offset = 59.7  # the deadline is 0.3 s away
-        d.rearm()
-        faults.left = 4  # the deadline's reads fail (and its first retries)
-        return await _until(lambda: not engine.store.txn_path.exists(), 5)
+        assert await _next_wait(clock) == t.deadline.boottime_s
+        faults.left = failures  # the deadline's reads fail, and its first retries
+        clock.t = t.deadline.boottime_s
+        while faults.left or not _rolled_back(engine):
+            at = await _next_wait(clock)
+            waited.append(round(at - clock.t, 6))
+            clock.t = at
+            await until(lambda: _rolled_back(engine) or clock.sleepers(), "a rollback or a retry")
 
     with caplog.at_level(logging.ERROR):
-        took = asyncio.run(main())
-    assert faults.raised == 4
-    assert took < 0.3 + 0.1 + 0.2 + 0.4 + 0.8 + 0.5  # the backoff, plus margin
+        asyncio.run(main())
+    assert faults.raised == failures
+    assert waited == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0][:failures]  # doubling, capped at 2 s
     assert f.read_text() == "auto lo\n"
     last = engine.history(1)[0]
     assert (last["phase"], last["reason"]) == ("rolled-back", "timeout")
-    ids = {getattr(r, "journal_fields", {}).get("MESSAGE_ID") for r in caplog.records}
-    assert sd.MSG_DEADLINE_RETRY in ids
+    ids = [getattr(r, "journal_fields", {}).get("MESSAGE_ID") for r in caplog.records]
+    assert ids.count(sd.MSG_DEADLINE_RETRY) == 1  # the same failure is logged once per 10 s
 
 
 def test_rearm_keeps_the_old_timer_when_the_record_cannot_be_read(
@@ -114,14 +117,14 @@ def test_rearm_keeps_the_old_timer_when_the_record_cannot_be_read(
 
     async def main() -> None:
         d = Daemon(engine, sd.NullNotifier())
-        clock.offset = 59.5
         d.rearm()
-        armed = d._timer
+        armed = d.timer.armed
         assert armed is not None
         faults.left = 1
         d.rearm()  # fails to read: must keep the armed timer
-        assert d._timer is armed and not armed.cancelled()
-        await _until(lambda: not engine.store.txn_path.exists(), 5)
+        assert d.timer.armed is armed and not armed.cancelled()
+        clock.advance(60)
+        await until(lambda: _rolled_back(engine), "the rollback at the deadline")
 
     asyncio.run(main())
     assert f.read_text() == "auto lo\n"
@@ -144,9 +147,11 @@ def test_expire_failures_are_retried(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     async def main() -> None:
         d = Daemon(engine, sd.NullNotifier())
-        clock.offset = 59.8
         d.rearm()
-        await _until(lambda: not engine.store.txn_path.exists(), 5)
+        clock.advance(60)
+        for _ in range(2):  # each failure waits for its retry
+            clock.t = await _next_wait(clock)
+        await until(lambda: _rolled_back(engine), "the rollback after two failures")
 
     asyncio.run(main())
     assert calls["n"] == 3
@@ -171,10 +176,11 @@ def test_interrupted_rollback_is_resumed(tmp_path: Path, monkeypatch: pytest.Mon
 
     async def main() -> None:
         d = Daemon(engine, sd.NullNotifier())
-        clock.offset = 59.8
         d.rearm()
-        await _until(lambda: calls["n"] >= 1, 5)
-        await _until(lambda: not engine.store.txn_path.exists(), 5)
+        clock.advance(60)
+        await until(lambda: calls["n"] >= 1, "the first (failing) restore")
+        clock.t = await _next_wait(clock)  # the retry resumes the interrupted rollback
+        await until(lambda: _rolled_back(engine), "the resumed rollback")
 
     asyncio.run(main())
     assert calls["n"] == 2
@@ -226,11 +232,11 @@ def test_a_cancelled_request_keeps_the_lock_until_its_work_is_done(tmp_path: Pat
     async def main() -> None:
         d = Daemon(engine, sd.NullNotifier())
         request = asyncio.ensure_future(d._locked(slow))
-        await _until(started.is_set, 5)
+        await until(started.is_set, "the engine call to start")
         request.cancel()  # the client went away
-        await asyncio.sleep(0.1)
+        await until(request.done, "the request to be cancelled")
         assert d.lock.locked()  # the engine call is still running: nobody else may start
         release.set()
-        await _until(lambda: not d.lock.locked(), 5)
+        await until(lambda: not d.lock.locked(), "the lock to be released")
 
     asyncio.run(main())

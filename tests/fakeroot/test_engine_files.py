@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -77,7 +78,9 @@ def test_symlinks_are_kept_as_symlinks_never_followed(env: Env, tmp_path: Path) 
     assert outside.read_text() == "changed outside\n"  # restore never wrote through the link
 
 
-def test_symlinked_managed_directory_is_not_followed(make_env, tmp_path: Path) -> None:
+def test_symlinked_managed_directory_is_not_followed(
+    make_env: Callable[..., Env], tmp_path: Path
+) -> None:
     env = make_env()
     real = tmp_path / "elsewhere"
     real.mkdir()
@@ -91,7 +94,7 @@ def test_symlinked_managed_directory_is_not_followed(make_env, tmp_path: Path) -
     assert any("symlinked directory" in s.why for s in m.skipped)
 
 
-def test_same_basename_in_two_directories(make_env) -> None:
+def test_same_basename_in_two_directories(make_env: Callable[..., Env]) -> None:
     env = make_env('include = ["/etc/a/*", "/etc/b/*"]\n')
     env.write("/etc/a/eth0", "A\n")
     env.write("/etc/b/eth0", "B\n")
@@ -114,7 +117,7 @@ def test_special_files_are_skipped_and_reported(env: Env) -> None:
     assert env.path("/etc/network/interfaces.d/fifo").exists()  # never deleted as "added"
 
 
-def test_oversize_file_refuses_start_and_changes_nothing(make_env) -> None:
+def test_oversize_file_refuses_start_and_changes_nothing(make_env: Callable[..., Env]) -> None:
     env = make_env("max_file_size = 100\n")
     env.write("/etc/network/interfaces", "x" * 101)
     with pytest.raises(TooLarge, match="/etc/network/interfaces: 101 bytes"):
@@ -198,7 +201,7 @@ def test_one_fileset_object_feeds_snapshot_pending_diff_restore(env: Env) -> Non
     assert env.engine.fileset is shared
 
 
-def test_archive_keeps_the_discarded_config_and_history_depth(make_env) -> None:
+def test_archive_keeps_the_discarded_config_and_history_depth(make_env: Callable[..., Env]) -> None:
     env = make_env("[state]\nhistory = 3\n")
     env.write("/etc/network/interfaces", "v0\n")
     for i in range(5):
@@ -297,7 +300,9 @@ def test_failed_restore_continues_and_reports_everything(env: Env) -> None:
     assert env.path("/etc/network/interfaces.d/eth2").read_text().startswith("auto eth2")
 
 
-def test_hook_command_runs_after_restore_and_is_recorded(make_env, tmp_path: Path) -> None:
+def test_hook_command_runs_after_restore_and_is_recorded(
+    make_env: Callable[..., Env], tmp_path: Path
+) -> None:
     from netcfg_txn.net.network import HookNetwork
 
     marker = tmp_path / "hook-ran"

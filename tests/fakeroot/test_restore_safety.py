@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -38,7 +39,7 @@ def _errors_for(done_errors: tuple[str, ...], path: str) -> list[str]:
 
 
 def test_oversized_added_file_is_deleted_unread_and_reported(
-    make_env, monkeypatch: pytest.MonkeyPatch
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = make_env("max_file_size = 1000\n")
     env.write("/etc/network/interfaces", "auto lo\n")
@@ -74,7 +75,9 @@ def test_oversized_added_file_is_deleted_unread_and_reported(
     assert env.engine.current() is None
 
 
-def test_snapshotted_file_grown_oversized_is_restored_from_the_snapshot(make_env) -> None:
+def test_snapshotted_file_grown_oversized_is_restored_from_the_snapshot(
+    make_env: Callable[..., Env],
+) -> None:
     env = make_env("max_file_size = 1000\n")
     env.write("/etc/network/interfaces", "auto lo\n")
     env.write(f"{IFD}/eth0", "auto eth0\n")
@@ -153,7 +156,7 @@ def test_unlistable_managed_directory_does_not_stop_the_rollback(
 
 
 def test_oversized_or_unreadable_file_refuses_start_naming_it(
-    make_env, monkeypatch: pytest.MonkeyPatch
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = make_env("max_file_size = 100\n")
     env.write("/etc/network/interfaces", "auto lo\n")
@@ -172,7 +175,7 @@ def test_oversized_or_unreadable_file_refuses_start_naming_it(
     assert not list((env.state / "blobs").iterdir())
 
 
-def test_views_do_not_fail_on_an_oversized_file(make_env) -> None:
+def test_views_do_not_fail_on_an_oversized_file(make_env: Callable[..., Env]) -> None:
     env = make_env("max_file_size = 100\n")
     env.write("/etc/network/interfaces", "auto lo\n")
     env.engine.start(ROOT_ACTOR)
@@ -184,7 +187,7 @@ def test_views_do_not_fail_on_an_oversized_file(make_env) -> None:
     assert any(f"{IFD}/big" in u for u in env.engine.preview()["unreadable"])
 
 
-def test_big_files_stream_in_bounded_memory(make_env) -> None:
+def test_big_files_stream_in_bounded_memory(make_env: Callable[..., Env]) -> None:
     """A 24 MiB file (under the cap) is snapshotted and restored without being held whole."""
     env = make_env()
     env.write("/etc/network/interfaces", "auto lo\n")

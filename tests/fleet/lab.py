@@ -64,7 +64,7 @@ def cut_addr(i: int) -> str:
 def _run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     kw.setdefault("capture_output", True)
     kw.setdefault("check", True)
-    return subprocess.run(list(argv), text=True, **kw)  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(list(argv), text=True, **kw)
 
 
 def mgmt_stanza(addr: str, mtu: int = 1500) -> str:

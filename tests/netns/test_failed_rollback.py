@@ -56,8 +56,8 @@ def test_unparsable_edit_rollback_restores_only_that_link(
 
 
 def test_failed_rollback_is_retried_with_force_and_status_says_so(
-    make_stack, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
     stack = make_stack("ifupdown", BASE)
     marker = tmp_path / "hook-fails"
     marker.touch()

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 from netcfg_txn.remote.peers import add_peer
 from tests import nslab
 from tests.pki import Pki, make_pki
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'agent'}:{REPO}", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -169,13 +169,14 @@ peers_dir = "{PEERS_DIR}"
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        for _ in range(100):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.log()}")
-            if self.sock.exists() and _port_open(self.ns, PORT):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"daemon did not come up: {self.log()}")
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"daemon exited {proc.returncode}: {self.log()}")
+            return self.sock.exists() and nslab.listening(self.ns, PORT)
+
+        wait_for(up, "the daemon to serve its control socket and TLS port", 60, detail=self.log)
 
     def stop_daemon(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -189,11 +190,6 @@ peers_dir = "{PEERS_DIR}"
 
     def log(self) -> str:
         return (self.dir / "daemon.log").read_text()[-4000:]
-
-
-def _port_open(ns: str, port: int) -> bool:
-    out = nslab.ns_exec(ns, ["ss", "-Htln", f"sport = :{port}"], capture_output=True)
-    return bool(out.stdout.strip())
 
 
 @dataclasses.dataclass
@@ -236,6 +232,19 @@ class Lab:
     host: Host
     peer: Peer
     token: str  # the peer's credential
+
+
+def wait_peer(lab: Lab, token: str, *, known: bool = True) -> None:
+    """The daemon re-reads peers.d at most once a second: wait until it answers ``status`` for
+    a peer just added (or refuses one just revoked). A refused try spends one of the source's
+    auth failures (30 a minute by default): a handful at most."""
+    state = "known" if known else "revoked"
+    wait_for(
+        lambda: lab.peer.call(lab.host.ip, "status", token=token)["ok"] is known,
+        f"the daemon to see the peer as {state}",
+        interval_s=0.2,
+        detail=lab.host.log,
+    )
 
 
 @contextlib.contextmanager

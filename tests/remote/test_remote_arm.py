@@ -45,6 +45,7 @@ def test_remote_arm_moves_the_deadline_and_refusals_change_nothing(lab: Lab) -> 
     assert far["ok"], far
     moved = far["doc"]["transaction"]["deadline_wall_s"]
     assert moved > first + 30, (first, moved)
+    # The scenario: the replaced 10 s deadline passes on the real clock.
     time.sleep(max(0.0, near - time.time()) + 1.5)
     st = h.local("status")
     assert st["state"] == "open" and st["transaction"]["id"] == tid, st

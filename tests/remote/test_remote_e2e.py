@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tests.pki import Pki
-from tests.remote.conftest import Lab, lab_for
+from tests.remote.conftest import Lab, lab_for, wait_peer
 
 HOST = "192.0.2.1"
 
@@ -89,7 +89,7 @@ def test_auth_rejections_change_nothing(lab: Lab, tmp_path: Path) -> None:
     from netcfg_txn.remote.peers import revoke_peer
 
     revoke_peer(Path("/etc/netcfg-txn/peers.d"), "gone", root=h.root)
-    time.sleep(1.2)  # the daemon re-reads peers.d at most once a second
+    wait_peer(lab, revoked, known=False)
     before = h.state()
     cases = {
         "wrong peer token": (p.call(HOST, "confirm", tid, ttok, token="guess"), "bad-token"),

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from tests import nslab
 from tests.pki import Pki
-from tests.remote.conftest import ENV, PORT, REPO, Lab, lab_for
+from tests.remote.conftest import ENV, PORT, REPO, Lab, lab_for, wait_peer
 
 
 def test_fuzz_routes_no_500_no_state_change(tmp_path: Path, pki: Pki) -> None:
@@ -24,7 +23,7 @@ def _fuzz(lab: Lab) -> None:
     before = lab.host.state()
     # a peer with only "status" rights, so a lucky generated body can never start/confirm/roll back
     weak = lab.host.add_peer("fuzz", operations=["status"])
-    time.sleep(1.2)
+    wait_peer(lab, weak)
     out = nslab.ns_exec(
         lab.peer.ns,
         [

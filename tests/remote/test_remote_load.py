@@ -11,12 +11,14 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import nslab
 from tests.pki import Pki
 from tests.remote.conftest import PORT, lab_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 FLOOD_S = 20
@@ -33,7 +35,11 @@ def test_flood_of_bad_tokens(tmp_path: Path, pki: Pki) -> None:
         nslab.veth(lab.host.ns, "h1", flood, "f0")
         nslab.ip("-n", lab.host.ns, "addr", "add", "198.51.100.1/24", "dev", "h1")
         nslab.ip("-n", flood, "addr", "add", "198.51.100.2/24", "dev", "f0")
-        time.sleep(0.3)
+        wait_for(
+            lambda: nslab.ns_exec(flood, ["ping", "-c1", "-W1", "198.51.100.1"],
+                                  capture_output=True).returncode == 0,
+            "the flood namespace to reach the host",
+        )  # fmt: skip
         flood_proc = nslab.ns_popen(
             flood,
             [
@@ -51,7 +57,7 @@ def test_flood_of_bad_tokens(tmp_path: Path, pki: Pki) -> None:
             stderr=subprocess.STDOUT,
         )
         try:
-            time.sleep(2)
+            time.sleep(2)  # the scenario: the flood is under way before the transaction starts
             # an armed transaction whose deadline passes in the middle of the flood
             armed = lab.peer.call("192.0.2.1", "start", token=lab.token, timeout="6s")
             assert armed["ok"], armed
@@ -59,9 +65,13 @@ def test_flood_of_bad_tokens(tmp_path: Path, pki: Pki) -> None:
             # a change that is never confirmed: the deadline restores the original, and only
             # this changed set is remembered as rejected (the confirm below keeps the original)
             lab.host.write("etc/nct/addr.conf", "192.0.2.1/24\n# never confirmed\n")
-            time.sleep(7)
-            last = lab.host.local("status")["last"]
-            assert last["id"] == armed["doc"]["transaction"]["id"], last
+            tid = armed["doc"]["transaction"]["id"]
+
+            def ended() -> dict[str, Any] | None:
+                last: dict[str, Any] | None = lab.host.local("status").get("last")
+                return last if last is not None and last.get("id") == tid else None
+
+            last = wait_for(ended, f"the rollback of {tid} at its deadline", detail=lab.host.log)
             fired_late_ms = (last["ended_wall_s"] - deadline) * 1000
             # and a legitimate start + confirm from the peer's address, during the flood
             t0 = time.monotonic()

@@ -13,6 +13,7 @@ import pytest
 
 from tests import nslab
 from tests.remote.conftest import Lab
+from tests.waiting import wait_for
 
 HOST = "192.0.2.1"
 
@@ -41,7 +42,10 @@ def web(lab: Lab) -> Iterator[None]:
         ),
         nslab.ns_popen(lab.peer.ns, [sys.executable, "-c", _FLAPPER]),
     ]
-    time.sleep(0.5)
+    wait_for(
+        lambda: nslab.listening(lab.peer.ns, 8080) and nslab.listening(lab.peer.ns, 8081),
+        "the peer's HTTP servers to listen on :8080 and :8081",
+    )
     try:
         yield
     finally:
@@ -107,9 +111,12 @@ def test_flapping_probe_never_commits_and_deadline_decides(lab: Lab, web: None) 
         policy="probes",
         probe_settings={"rounds": 2, "interval_s": 0.2, "on_failure": "ignore"},
     )
-    time.sleep(1.5)
-    st = lab.host.local("status")
-    assert "probes" in st, (st, lab.host.log())
+
+    def after_three_rounds() -> dict[str, Any] | None:
+        st = lab.host.local("status")
+        return st if st.get("probes", {}).get("rounds", 0) >= 3 else None
+
+    st = wait_for(after_three_rounds, "three probe rounds", detail=lab.host.log)
     assert st["probes"]["rounds"] >= 3 and st["probes"]["streak"] <= 1, st["probes"]
     # policy "probes": only the probes may commit, not a remote confirm
     assert st["transaction"]["deadline_wall_s"] - time.time() < 4  # never extended (R37)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tests import nslab
 from tests.pki import Pki
-from tests.remote.conftest import ENV, PORT, REPO, Lab, lab_for
+from tests.remote.conftest import ENV, PORT, REPO, Lab, lab_for, wait_peer
 
 HOST = "192.0.2.1"
 SECRET = "hunter2-WIFI-SECRET"
@@ -85,7 +85,7 @@ def test_file_contents_need_the_diff_operation_and_secrets_are_redacted(lab: Lab
         assert denied["status"] == 403, denied
         assert "may not diff" in denied["body"]["error"]["message"]
     auditor = h.add_peer("auditor", operations=["status", "diff"])
-    time.sleep(1.2)  # peers.d is re-read at most once a second
+    wait_peer(lab, auditor)
     diff = raw(lab, "GET", "/v1/diff", token=auditor)
     assert diff["status"] == 200, diff
     (entry,) = [f for f in diff["body"]["files"] if f["path"] == "/etc/nct/wifi.conf"]

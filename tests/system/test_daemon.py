@@ -76,7 +76,7 @@ def test_sigkill_mid_timer_restart_keeps_the_deadline(txn_machine: Machine) -> N
     txn = m.cli_ok("start", "--timeout", "12s")["transaction"]
     apply_interfaces(m, IFACES_BROKEN)
     before = daemon(m)
-    time.sleep(2)
+    time.sleep(2)  # the scenario: 2 s of the timer run out before the crash
     m.exec("kill", "-KILL", before["MainPID"])
     wait_restarted(m, before["MainPID"], 1)
     # R33: re-armed for the remaining time, not a fresh timeout.

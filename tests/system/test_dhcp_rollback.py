@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 DHCP = "allow-hotplug eth1\niface eth1 inet dhcp\n"
 STATIC = "allow-hotplug eth1\niface eth1 inet static\n    address 192.0.2.50/24\n"
 BASE = "auto lo\niface lo inet loopback\n\n"
-POOL = (ipaddress.ip_address("192.0.2.100"), ipaddress.ip_address("192.0.2.150"))
+POOL = (ipaddress.IPv4Address("192.0.2.100"), ipaddress.IPv4Address("192.0.2.150"))
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def dnsmasq(txn_machine: Machine, tmp_path: Path) -> Iterator[subprocess.Popen[b
 
 def leased(m: Machine) -> str | None:
     for a in m.ipv4():
-        if POOL[0] <= ipaddress.ip_address(a.split("/")[0]) <= POOL[1]:
+        if POOL[0] <= ipaddress.IPv4Address(a.split("/")[0]) <= POOL[1]:
             return a
     return None
 

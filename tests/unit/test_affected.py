@@ -6,7 +6,7 @@ Parse-level: bonds and VLANs appear only in fixture text (this kernel has neithe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
 from hypothesis import given
@@ -44,12 +44,20 @@ def changes(old: Mapping[P, str], new: Mapping[P, str]) -> list[FileChange]:
     ]
 
 
-def plan(stack, old, new, live=(), fallback="reload") -> BouncePlan:
+def plan(
+    stack: Stack,
+    old: Mapping[PurePosixPath, str],
+    new: Mapping[PurePosixPath, str],
+    live: Iterable[str] = (),
+    fallback: str = "reload",
+) -> BouncePlan:
     backend = get_backend(stack, ApplyConfig())
     return plan_bounce(backend, changes(old, new), frozenset(live), fallback)
 
 
-def ifplan(old: str, new: str, live=("eth0", "eth1"), fallback="reload") -> BouncePlan:
+def ifplan(
+    old: str, new: str, live: Iterable[str] = ("eth0", "eth1"), fallback: str = "reload"
+) -> BouncePlan:
     return plan(Stack.IFUPDOWN, {MAIN: old}, {MAIN: new}, live, fallback)
 
 
@@ -65,13 +73,13 @@ def bounced(p: BouncePlan) -> tuple[tuple[str, ...], tuple[str, ...]]:
 # ------------------------------------------------------------------------------- the table
 
 
-def test_change_one_of_two_interfaces_bounces_only_it():
+def test_change_one_of_two_interfaces_bounces_only_it() -> None:
     p = ifplan(TWO, TWO.replace("198.51.100.10/24", "198.51.100.99/24"))
     assert bounced(p) == (("eth1",), ("eth1",))
     assert p.delete == () and p.unattributed == () and p.reload
 
 
-def test_comment_and_whitespace_only_change_affects_nothing():
+def test_comment_and_whitespace_only_change_affects_nothing() -> None:
     new = "# managed by hand\n" + TWO.replace(
         "    address 192.0.2.10/24", "\taddress  192.0.2.10/24\n"
     )
@@ -79,11 +87,11 @@ def test_comment_and_whitespace_only_change_affects_nothing():
     assert p == BouncePlan(down=(), delete=(), up=(), unattributed=(), reload=False)
 
 
-def test_identical_files_affect_nothing():
+def test_identical_files_affect_nothing() -> None:
     assert ifplan(TWO, TWO) == BouncePlan((), (), (), (), False)
 
 
-def test_added_bridge_is_taken_down_and_deleted_but_not_brought_up():
+def test_added_bridge_is_taken_down_and_deleted_but_not_brought_up() -> None:
     new = TWO + "\nauto br9\niface br9 inet manual\n    bridge-ports eth1\n"
     p = ifplan(TWO, new, live=("eth0", "eth1", "br9"))
     assert p.down == ("br9", "eth1")  # the bridge before its port
@@ -92,18 +100,18 @@ def test_added_bridge_is_taken_down_and_deleted_but_not_brought_up():
     assert "eth0" not in interfaces(p)
 
 
-def test_added_bridge_that_never_came_up_is_not_deleted():
+def test_added_bridge_that_never_came_up_is_not_deleted() -> None:
     new = TWO + "\niface br9 inet manual\n    bridge-ports none\n"
     p = ifplan(TWO, new, live=("eth0", "eth1"))
     assert (p.down, p.delete, p.up) == (("br9",), (), ())
 
 
-def test_removed_stanza_is_only_brought_up():
+def test_removed_stanza_is_only_brought_up() -> None:
     p = ifplan(TWO, TWO.split("\n\n")[0] + "\n")
     assert bounced(p) == ((), ("eth1",))  # no config left to ifdown it with (R21/R22)
 
 
-def test_changed_bridge_port_list_bounces_bridge_and_its_ports_only():
+def test_changed_bridge_port_list_bounces_bridge_and_its_ports_only() -> None:
     old = TWO + (
         "\niface br0 inet manual\n    bridge_ports eth4 eth5\n"
         "iface eth4 inet manual\niface eth5 inet manual\niface eth6 inet manual\n"
@@ -117,7 +125,7 @@ def test_changed_bridge_port_list_bounces_bridge_and_its_ports_only():
     assert not {"eth0", "eth1"} & set(interfaces(p))
 
 
-def test_changed_port_bounces_its_bridge_but_not_the_sibling_port():
+def test_changed_port_bounces_its_bridge_but_not_the_sibling_port() -> None:
     old = TWO + (
         "\niface br0 inet manual\n    bridge-ports eth4 eth5\n"
         "iface eth4 inet manual\niface eth5 inet manual\n"
@@ -128,7 +136,7 @@ def test_changed_port_bounces_its_bridge_but_not_the_sibling_port():
     assert p.delete == ()  # the bridge's own definition did not change
 
 
-def test_vlan_follows_its_parent_but_not_the_other_way_round():
+def test_vlan_follows_its_parent_but_not_the_other_way_round() -> None:
     old = TWO + "\niface eth0.10 inet static\n    address 203.0.113.1/24\n"
     parent = ifplan(old, old.replace("192.0.2.10/24", "192.0.2.11/24"))
     assert bounced(parent) == (("eth0.10", "eth0"), ("eth0", "eth0.10"))
@@ -136,13 +144,13 @@ def test_vlan_follows_its_parent_but_not_the_other_way_round():
     assert bounced(vlan) == (("eth0.10",), ("eth0.10",))
 
 
-def test_files_of_other_stacks_are_ignored():
+def test_files_of_other_stacks_are_ignored() -> None:
     netplan = P("/etc/netplan/01.yaml")
     p = plan(Stack.IFUPDOWN, {MAIN: TWO, netplan: "a: 1\n"}, {MAIN: TWO, netplan: "::: garbage"})
     assert p == BouncePlan((), (), (), (), False)
 
 
-def test_garbage_new_content_is_unattributed_but_planning_continues():
+def test_garbage_new_content_is_unattributed_but_planning_continues() -> None:
     vlans = P("/etc/network/interfaces.d/vlans")
     old = {MAIN: TWO, vlans: "iface eth0.10 inet manual\n"}
     new = {MAIN: TWO.replace("198.51.100.10/24", "198.51.100.11/24"), vlans: "garbage here\n"}
@@ -153,12 +161,12 @@ def test_garbage_new_content_is_unattributed_but_planning_continues():
     assert any(f"{vlans}:1: option 'garbage' outside of an iface stanza" in n for n in p.notes)
 
 
-def test_garbage_old_content_is_unattributed_too():
+def test_garbage_old_content_is_unattributed_too() -> None:
     p = ifplan("address nowhere\n", TWO)
     assert p.unattributed == (str(MAIN),) and bounced(p) == ((), ())
 
 
-def test_undecodable_content_is_unattributed():
+def test_undecodable_content_is_unattributed() -> None:
     backend = get_backend(Stack.IFUPDOWN, ApplyConfig())
     p = plan_bounce(backend, [FileChange(MAIN, TWO.encode(), b"\xff\xfe")], frozenset(), "reload")
     assert p.unattributed == (str(MAIN),) and "not UTF-8" in p.notes[0]
@@ -167,28 +175,28 @@ def test_undecodable_content_is_unattributed():
 SOURCED = "source /etc/network/interfaces.d/*\n\n" + TWO
 
 
-def test_fallback_reload_bounces_nothing():
+def test_fallback_reload_bounces_nothing() -> None:
     p = ifplan(SOURCED, SOURCED.replace("source ", "source-directory "), fallback="reload")
     assert p.unattributed == (str(MAIN),) and bounced(p) == ((), ()) and p.reload
 
 
-def test_fallback_none_does_not_even_reload():
+def test_fallback_none_does_not_even_reload() -> None:
     p = ifplan(SOURCED, SOURCED.replace("source ", "source-directory "), fallback="none")
     assert p.unattributed == (str(MAIN),) and bounced(p) == ((), ()) and not p.reload
 
 
-def test_fallback_all_bounces_every_interface_the_stack_configures():
+def test_fallback_all_bounces_every_interface_the_stack_configures() -> None:
     p = ifplan(SOURCED, SOURCED.replace("source ", "source-directory "), fallback="all")
     assert bounced(p) == (("eth0", "eth1"), ("eth0", "eth1"))
     assert any(n.startswith("fallback all") for n in p.notes)
 
 
-def test_an_interface_edit_next_to_global_lines_is_still_attributed():
+def test_an_interface_edit_next_to_global_lines_is_still_attributed() -> None:
     p = ifplan(SOURCED, SOURCED.replace("198.51.100.10/24", "198.51.100.11/24"), fallback="all")
     assert p.unattributed == () and bounced(p) == (("eth1",), ("eth1",))
 
 
-def test_command_stack_fallback_all_means_every_live_link():
+def test_command_stack_fallback_all_means_every_live_link() -> None:
     backend = get_backend(Stack.COMMAND, ApplyConfig(backend="command", up_command="up {ifname}"))
     ch = [FileChange(P("/etc/mynet.conf"), b"a", b"b")]
     p = plan_bounce(backend, ch, frozenset({"lo", "eth0", "eth1"}), "all")
@@ -196,7 +204,7 @@ def test_command_stack_fallback_all_means_every_live_link():
     assert interfaces(plan_bounce(backend, ch, frozenset({"lo", "eth0"}), "reload")) == ()
 
 
-def test_file_deleted_and_file_added():
+def test_file_deleted_and_file_added() -> None:
     extra = P("/etc/network/interfaces.d/eth2")
     text = "iface eth2 inet dhcp\n"
     deleted = plan(Stack.IFUPDOWN, {MAIN: TWO, extra: text}, {MAIN: TWO}, live=("eth2",))
@@ -205,7 +213,7 @@ def test_file_deleted_and_file_added():
     assert bounced(added) == (("eth2",), ())
 
 
-def test_bounce_plan_json_round_trip():
+def test_bounce_plan_json_round_trip() -> None:
     p = BouncePlan(
         down=("br0", "eth1"),
         delete=("br0",),
@@ -229,7 +237,7 @@ ND = P("/etc/systemd/network")
 LIVE = ("eth0", "eth1", "eth2", "eth3", "eth4", "eth5", "br0", "bond0", "eth0.10")
 
 
-def nd(edits: Mapping[str, str | None], live=LIVE) -> BouncePlan:
+def nd(edits: Mapping[str, str | None], live: Iterable[str] = LIVE) -> BouncePlan:
     new = dict(NETWORKD)
     for name, text in edits.items():
         if text is None:
@@ -239,7 +247,7 @@ def nd(edits: Mapping[str, str | None], live=LIVE) -> BouncePlan:
     return plan(Stack.NETWORKD, NETWORKD, new, live)
 
 
-def test_networkd_glob_is_resolved_against_live_names():
+def test_networkd_glob_is_resolved_against_live_names() -> None:
     text = NETWORKD[ND / "50-veth.network"].replace(
         "LinkLocalAddressing=no", "LinkLocalAddressing=yes"
     )
@@ -247,7 +255,7 @@ def test_networkd_glob_is_resolved_against_live_names():
     assert bounced(p) == (("veth0", "veth1"), ("veth0", "veth1"))  # not the excluded veth-lab
 
 
-def test_networkd_first_matching_file_wins():
+def test_networkd_first_matching_file_wins() -> None:
     catchall = "[Match]\nName=eth*\n\n[Network]\nDHCP=yes\n"
     old = {**NETWORKD, ND / "99-catchall.network": catchall}
     new = {**NETWORKD, ND / "99-catchall.network": catchall.replace("yes", "ipv4")}
@@ -255,12 +263,12 @@ def test_networkd_first_matching_file_wins():
     assert bounced(p) == (("eth9",), ("eth9",))  # eth0..eth5 have earlier files of their own
 
 
-def test_networkd_dropin_change_bounces_what_its_file_matches():
+def test_networkd_dropin_change_bounces_what_its_file_matches() -> None:
     p = nd({"10-eth1.network.d/mtu.conf": "[Link]\nMTUBytes=1400\n"})
     assert bounced(p) == (("eth1",), ("eth1",))
 
 
-def test_networkd_dropin_for_an_unmanaged_file_is_unattributed():
+def test_networkd_dropin_for_an_unmanaged_file_is_unattributed() -> None:
     dropin = ND / "10-eth1.network.d/mtu.conf"
     backend = get_backend(Stack.NETWORKD, ApplyConfig())
     ch = [FileChange(dropin, NETWORKD[dropin].encode(), b"[Link]\nMTUBytes=1400\n")]
@@ -268,7 +276,7 @@ def test_networkd_dropin_for_an_unmanaged_file_is_unattributed():
     assert p.unattributed == (str(dropin),) and interfaces(p) == ()
 
 
-def test_networkd_changed_bond_members_file_bounces_members_and_bond():
+def test_networkd_changed_bond_members_file_bounces_members_and_bond() -> None:
     text = NETWORKD[ND / "31-bond0-members.network"].replace("Name=eth2 eth3", "Name=eth2")
     p = nd({"31-bond0-members.network": text})
     assert p.down == ("bond0",)  # eth3 has no config left to take it down with; eth2 is as it was
@@ -276,13 +284,13 @@ def test_networkd_changed_bond_members_file_bounces_members_and_bond():
     assert p.delete == ()  # 30-bond0.netdev did not change
 
 
-def test_networkd_changed_netdev_is_recreated():
+def test_networkd_changed_netdev_is_recreated() -> None:
     text = NETWORKD[ND / "40-eth0.10.netdev"].replace("Id=10", "Id=11")
     p = nd({"40-eth0.10.netdev": text})
     assert bounced(p) == (("eth0.10",), ("eth0.10",)) and p.delete == ("eth0.10",)
 
 
-def test_networkd_link_file_by_mac_is_unattributed():
+def test_networkd_link_file_by_mac_is_unattributed() -> None:
     p = nd({"99-default.link": NETWORKD[ND / "99-default.link"].replace("uplink0", "wan0")})
     assert p.unattributed == (str(ND / "99-default.link"),) and interfaces(p) == ()
 
@@ -291,7 +299,7 @@ NMF = host_files("networkmanager")
 NMD = P("/etc/NetworkManager/system-connections")
 
 
-def test_networkmanager_connection_ids_are_carried_for_up():
+def test_networkmanager_connection_ids_are_carried_for_up() -> None:
     new = dict(NMF)
     new[NMD / "Wired connection 1"] = NMF[NMD / "Wired connection 1"].replace("auto", "disabled")
     p = plan(Stack.NETWORKMANAGER, NMF, new, LIVE)
@@ -299,7 +307,7 @@ def test_networkmanager_connection_ids_are_carried_for_up():
     assert p.up_ids == {"eth1": "Wired connection 1"} == p.down_ids
 
 
-def test_networkmanager_controller_by_uuid_is_resolved():
+def test_networkmanager_controller_by_uuid_is_resolved() -> None:
     new = dict(NMF)
     new[NMD / "br0.nmconnection"] = NMF[NMD / "br0.nmconnection"].replace("stp=false", "stp=true")
     p = plan(Stack.NETWORKMANAGER, NMF, new, LIVE)
@@ -312,21 +320,21 @@ NPF = host_files("netplan")
 NPD = P("/etc/netplan")
 
 
-def test_netplan_only_the_changed_entry_bounces():
+def test_netplan_only_the_changed_entry_bounces() -> None:
     new = dict(NPF)
     new[NPD / "01-netcfg.yaml"] = NPF[NPD / "01-netcfg.yaml"].replace("dhcp4: true", "dhcp4: false")
     p = plan(Stack.NETPLAN, NPF, new, LIVE)
     assert bounced(p) == (("eth1",), ("eth1",)) and p.up_ids == {}
 
 
-def test_netplan_networkmanager_rendered_entry_gets_its_profile_id():
+def test_netplan_networkmanager_rendered_entry_gets_its_profile_id() -> None:
     new = dict(NPF)
     new[NPD / "90-wifi.yaml"] = NPF[NPD / "90-wifi.yaml"].replace("dhcp4: true", "dhcp4: false")
     p = plan(Stack.NETPLAN, NPF, new, (*LIVE, "wlan0"))
     assert p.up_ids == {"wlan0": "netplan-wlan0-lab"}
 
 
-def test_netplan_invalid_yaml_is_unattributed():
+def test_netplan_invalid_yaml_is_unattributed() -> None:
     new = {**NPF, NPD / "90-wifi.yaml": "network: {wifis: [\n"}
     p = plan(Stack.NETPLAN, NPF, new, LIVE)
     assert p.unattributed == (str(NPD / "90-wifi.yaml"),) and interfaces(p) == ()
@@ -336,7 +344,7 @@ IFCFG = host_files("ifcfg")
 NS = P("/etc/sysconfig/network-scripts")
 
 
-def test_ifcfg_route_file_bounces_its_device_and_what_is_stacked_on_it():
+def test_ifcfg_route_file_bounces_its_device_and_what_is_stacked_on_it() -> None:
     new = {**IFCFG, NS / "route-eth0": "198.51.100.0/24 via 192.0.2.253 dev eth0\n"}
     p = plan(Stack.IFCFG, IFCFG, new, LIVE)
     assert bounced(p) == (("eth0.10", "eth0"), ("eth0", "eth0.10"))
@@ -366,7 +374,9 @@ def render(config: Mapping[str, list[str]], noise: bool) -> str:
     live=st.sets(st.sampled_from(NAMES)),
     noise=st.booleans(),
 )
-def test_untouched_interfaces_are_never_bounced(old, new, live, noise):
+def test_untouched_interfaces_are_never_bounced(
+    old: dict[str, list[str]], new: dict[str, list[str]], live: set[str], noise: bool
+) -> None:
     p = ifplan(render(old, False), render(new, noise), live=tuple(live))
     touched = {n for n in NAMES if old.get(n) != new.get(n)}
     assert set(p.down) | set(p.up) <= touched

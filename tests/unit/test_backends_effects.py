@@ -40,7 +40,7 @@ SH = ("/bin/sh", "-c", 'command -v "$1"', "sh")
 )
 def test_exact_commands(
     stack: Stack, down: list[str], up: list[str], reload: list[tuple[str, ...]]
-):
+) -> None:
     backend = get_backend(stack, ApplyConfig())
     run = FakeRunner()
     assert backend.down(NAMES, run) == [StepResult("down", n, True) for n in NAMES]
@@ -54,7 +54,7 @@ def test_exact_commands(
 
 
 @pytest.mark.parametrize("stack", [s for s in Stack if s is not Stack.COMMAND])
-def test_a_failing_command_is_reported_and_the_rest_still_run(stack: Stack):
+def test_a_failing_command_is_reported_and_the_rest_still_run(stack: Stack) -> None:
     backend = get_backend(stack, ApplyConfig())
     probe = FakeRunner()
     backend.down(["eth0"], probe)
@@ -66,7 +66,7 @@ def test_a_failing_command_is_reported_and_the_rest_still_run(stack: Stack):
     assert run.effects()[-1][-1] == "eth1"
 
 
-def test_a_missing_tool_or_timeout_is_a_failed_step_too():
+def test_a_missing_tool_or_timeout_is_a_failed_step_too() -> None:
     argv = ("ifup", "--", "eth0")
     run = FakeRunner({argv: CommandFailed(argv, 127, "ifup: command not found")})
     results = get_backend(Stack.IFUPDOWN, ApplyConfig()).up(["eth0", "eth1"], run)
@@ -76,7 +76,7 @@ def test_a_missing_tool_or_timeout_is_a_failed_step_too():
     assert results[1].ok
 
 
-def test_networkmanager_activates_by_connection_id():
+def test_networkmanager_activates_by_connection_id() -> None:
     nm = get_backend(Stack.NETWORKMANAGER, ApplyConfig())
     run = FakeRunner()
     nm.up(["eth1", "eth0"], run, connection_ids={"eth1": "Wired connection 1"})
@@ -90,7 +90,7 @@ NM_STATUS = ("nmcli", "-t", "general", "status")
 NETWORKD_LIST = ("networkctl", "--no-pager", "--no-legend", "list")
 
 
-def test_netplan_reload_regenerates_then_reloads_the_running_renderers(tmp_path: Path):
+def test_netplan_reload_regenerates_then_reloads_the_running_renderers(tmp_path: Path) -> None:
     # A fake root: reload copies generated files into ROOT/run (see test_netplan_generate.py).
     netplan = Netplan(ApplyConfig(), root=tmp_path)
     run = FakeRunner({NM_STATUS: failed(NM_STATUS, 8, "NetworkManager is not running")})
@@ -107,7 +107,7 @@ def test_netplan_reload_regenerates_then_reloads_the_running_renderers(tmp_path:
     ]
 
 
-def test_netplan_routes_each_interface_to_its_renderer():
+def test_netplan_routes_each_interface_to_its_renderer() -> None:
     netplan = get_backend(Stack.NETPLAN, ApplyConfig())
     run = FakeRunner()
     netplan.up(["eth0", "wlan0"], run, connection_ids={"wlan0": "netplan-wlan0"})
@@ -120,14 +120,14 @@ def test_netplan_routes_each_interface_to_its_renderer():
     ]
 
 
-def test_netplan_without_networkd_sends_unlabelled_interfaces_to_networkmanager():
+def test_netplan_without_networkd_sends_unlabelled_interfaces_to_networkmanager() -> None:
     netplan = get_backend(Stack.NETPLAN, ApplyConfig())
     run = FakeRunner({NETWORKD_LIST: failed(NETWORKD_LIST, 1, "Failed to connect system bus")})
     netplan.up(["eth0"], run)
     assert run.effects()[-1] == ("nmcli", "connection", "up", "ifname", "eth0")
 
 
-def test_command_stack_passes_the_name_as_a_positional_parameter():
+def test_command_stack_passes_the_name_as_a_positional_parameter() -> None:
     settings = ApplyConfig(
         backend="command",
         down_command="ip link set {ifname} down",
@@ -147,14 +147,14 @@ def test_command_stack_passes_the_name_as_a_positional_parameter():
     ]
 
 
-def test_command_stack_without_commands_does_nothing():
+def test_command_stack_without_commands_does_nothing() -> None:
     cmd = get_backend(Stack.COMMAND, ApplyConfig(backend="command", reload_command="true"))
     run = FakeRunner()
     assert cmd.down(["eth0"], run) == [] and cmd.up(["eth0"], run) == []
     assert run.calls == []
 
 
-def test_usable_names_the_missing_tool():
+def test_usable_names_the_missing_tool() -> None:
     run = FakeRunner({(*SH, "nmcli"): failed((*SH, "nmcli"))})
     assert (
         get_backend(Stack.NETWORKMANAGER, ApplyConfig()).why_unusable(run)
@@ -162,19 +162,19 @@ def test_usable_names_the_missing_tool():
     )
 
 
-def test_usable_says_why_the_daemon_does_not_answer():
+def test_usable_says_why_the_daemon_does_not_answer() -> None:
     run = FakeRunner({NM_STATUS: failed(NM_STATUS, 8, "Error: NetworkManager is not running.")})
     why = get_backend(Stack.NETWORKMANAGER, ApplyConfig()).why_unusable(run)
     assert why == "nmcli -t general status failed (8): Error: NetworkManager is not running."
 
 
 @pytest.mark.parametrize("stack", list(Stack))
-def test_usable_when_everything_answers(stack: Stack):
+def test_usable_when_everything_answers(stack: Stack) -> None:
     settings = ApplyConfig(backend="command", up_command="ifup {ifname}")
     assert get_backend(stack, settings).why_unusable(FakeRunner()) is None
 
 
-def test_command_usable_checks_the_configured_programs():
+def test_command_usable_checks_the_configured_programs() -> None:
     settings = ApplyConfig(backend="command", up_command="my-ifup {ifname}")
     run = FakeRunner({(*SH, "my-ifup"): failed((*SH, "my-ifup"))})
     assert get_backend(Stack.COMMAND, settings).why_unusable(run) == "my-ifup not found in PATH"

@@ -22,14 +22,14 @@ MAIN = PurePosixPath("/etc/network/interfaces")
 FILES = host_files("ifupdown")
 
 
-def test_owns_interfaces_and_the_d_directory_only():
+def test_owns_interfaces_and_the_d_directory_only() -> None:
     assert IFUPDOWN.owns(MAIN)
     assert IFUPDOWN.owns(PurePosixPath("/etc/network/interfaces.d/br0"))
     assert not IFUPDOWN.owns(PurePosixPath("/etc/network/if-up.d/ntp"))
     assert not IFUPDOWN.owns(PurePosixPath("/etc/systemd/network/10-eth0.network"))
 
 
-def test_plain_interfaces_bond_and_global_lines():
+def test_plain_interfaces_bond_and_global_lines() -> None:
     fc = IFUPDOWN.parse(MAIN, FILES[MAIN])
     assert set(fc.fragments) == {"lo", "eth0", "eth1", "bond0", "eth2", "eth3"}
     # inet and inet6 stanzas of one name make one fragment, with its auto line
@@ -48,7 +48,7 @@ def test_plain_interfaces_bond_and_global_lines():
     assert fc.unattributed and fc.unattributed_text == "source /etc/network/interfaces.d/*"
 
 
-def test_bridge_with_ports():
+def test_bridge_with_ports() -> None:
     path = PurePosixPath("/etc/network/interfaces.d/br0")
     fc = IFUPDOWN.parse(path, FILES[path])
     assert set(fc.fragments) == {"br0", "eth4", "eth5"}
@@ -59,7 +59,7 @@ def test_bridge_with_ports():
     assert not fc.unattributed
 
 
-def test_vlans_by_dotted_name_and_by_raw_device():
+def test_vlans_by_dotted_name_and_by_raw_device() -> None:
     path = PurePosixPath("/etc/network/interfaces.d/vlans")
     fc = IFUPDOWN.parse(path, FILES[path])
     assert fc.deps == {"eth0.10": frozenset({"eth0"}), "vlan20": frozenset({"eth1"})}
@@ -67,14 +67,14 @@ def test_vlans_by_dotted_name_and_by_raw_device():
     assert fc.controllers == frozenset()  # stacked on a parent, not enslaving it
 
 
-def test_bond_master_on_the_member_side():
+def test_bond_master_on_the_member_side() -> None:
     fc = IFUPDOWN.parse(MAIN, "iface eth9 inet manual\n    bond-master bond1\n")
     assert fc.deps == {"bond1": frozenset({"eth9"})}
     assert fc.controllers == frozenset({"bond1"})
     assert fc.virtual == frozenset()  # the bond is created by its own stanza
 
 
-def test_comments_blank_lines_and_spacing_do_not_change_anything():
+def test_comments_blank_lines_and_spacing_do_not_change_anything() -> None:
     noisy = (
         FILES[MAIN]
         .replace("iface eth1 inet dhcp", "# a new comment\n\niface   eth1  inet\tdhcp")
@@ -93,13 +93,13 @@ def test_comments_blank_lines_and_spacing_do_not_change_anything():
         ("iface eth0 inet manual\n    mtu\n", 2, "option 'mtu' has no value"),
     ],
 )
-def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int, what: str):
+def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int, what: str) -> None:
     """The cases ``ifquery -i FILE`` (ifupdown 0.8) rejects too."""
     with pytest.raises(ConfigError, match=f"^/etc/network/interfaces:{line}: .*{what}"):
         IFUPDOWN.parse(MAIN, text)
 
 
-def test_mapping_blocks_are_unattributed():
+def test_mapping_blocks_are_unattributed() -> None:
     fc = IFUPDOWN.parse(
         MAIN, "mapping eth0\n  script /usr/local/sbin/map-scheme\n  map HOME eth0-home\n"
     )
@@ -111,7 +111,7 @@ def test_mapping_blocks_are_unattributed():
     )
 
 
-def test_ifupdown2_fixture():
+def test_ifupdown2_fixture() -> None:
     fc = IFUPDOWN2.parse(MAIN, host_files("ifupdown2")[MAIN])
     assert set(fc.fragments) == {
         "lo",
@@ -134,6 +134,6 @@ def test_ifupdown2_fixture():
     assert fc.virtual == frozenset({"bond0", "br0", "vxlan100", "eth0.10", "dum0"})
 
 
-def test_ifupdown2_template_lines_make_the_file_unattributed():
+def test_ifupdown2_template_lines_make_the_file_unattributed() -> None:
     fc = IFUPDOWN2.parse(MAIN, "%for v in range(10, 12):\niface vlan${v}\n%endfor\n")
     assert fc.unattributed and fc.unattributed_text is None and fc.fragments == {}

@@ -14,6 +14,7 @@ import pytest
 
 from netcfg_txn.core.errors import ConfigError
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
+from netcfg_txn.net.backends.base import FileConfig
 from tests.fakes import host_files
 
 NETPLAN = get_backend(Stack.NETPLAN, ApplyConfig())
@@ -21,18 +22,18 @@ DIR = PurePosixPath("/etc/netplan")
 FILES = host_files("netplan")
 
 
-def parse(name: str):
+def parse(name: str) -> FileConfig:
     return NETPLAN.parse(DIR / name, FILES[DIR / name])
 
 
-def test_owns_yaml_in_netplan_dirs():
+def test_owns_yaml_in_netplan_dirs() -> None:
     assert all(NETPLAN.owns(p) for p in FILES)
     assert NETPLAN.owns(PurePosixPath("/run/netplan/50-cloud-init.yaml"))
     assert not NETPLAN.owns(DIR / "01-netcfg.yaml.dpkg-old")
     assert not NETPLAN.owns(PurePosixPath("/etc/network/interfaces"))
 
 
-def test_networkd_rendered_file():
+def test_networkd_rendered_file() -> None:
     fc = parse("01-netcfg.yaml")
     eth = {f"eth{i}" for i in range(6)}
     assert set(fc.fragments) == eth | {"enp*", "bond0", "br0", "eth0.10"}
@@ -48,7 +49,7 @@ def test_networkd_rendered_file():
     assert not fc.unattributed  # `version: 2` is not worth reporting
 
 
-def test_networkmanager_rendered_file():
+def test_networkmanager_rendered_file() -> None:
     fc = parse("90-wifi.yaml")
     assert set(fc.fragments) == {"wlan0"}
     # what `netplan generate` (0.106) names the profile: one per access point for a wifi
@@ -57,7 +58,7 @@ def test_networkmanager_rendered_file():
     assert fc.unattributed_text == '{"renderer":"NetworkManager"}'
 
 
-def test_set_name_and_match_without_name():
+def test_set_name_and_match_without_name() -> None:
     text = """
 network:
   ethernets:
@@ -70,13 +71,13 @@ network:
     assert fc.unattributed  # `other` cannot be blamed on a name
 
 
-def test_comments_and_yaml_style_do_not_change_anything():
+def test_comments_and_yaml_style_do_not_change_anything() -> None:
     block = "network:\n  ethernets:\n    eth1:\n      dhcp4: true\n      mtu: 9000\n"
     flow = "# hello\nnetwork: {ethernets: {eth1: {mtu: 9000, dhcp4: yes}}}  # bye\n"
     assert NETPLAN.parse(DIR / "x.yaml", block) == NETPLAN.parse(DIR / "x.yaml", flow)
 
 
-def test_empty_file_configures_nothing():
+def test_empty_file_configures_nothing() -> None:
     assert NETPLAN.parse(DIR / "x.yaml", "# nothing yet\n").fragments == {}
 
 
@@ -90,6 +91,6 @@ def test_empty_file_configures_nothing():
         ("network:\n\tethernets: {}\n", 2),  # tabs are not YAML indentation
     ],
 )
-def test_invalid_yaml_is_a_config_error_naming_path_and_line(text: str, line: int):
+def test_invalid_yaml_is_a_config_error_naming_path_and_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError, match=f"^/etc/netplan/x.yaml:{line}: "):
         NETPLAN.parse(DIR / "x.yaml", text)

@@ -14,6 +14,7 @@ import pytest
 
 from netcfg_txn.core.errors import ConfigError
 from netcfg_txn.net.backends import SELF, ApplyConfig, Stack, get_backend
+from netcfg_txn.net.backends.base import FileConfig
 from tests.fakes import host_files
 
 NETWORKD = get_backend(Stack.NETWORKD, ApplyConfig())
@@ -21,11 +22,11 @@ DIR = PurePosixPath("/etc/systemd/network")
 FILES = host_files("networkd")
 
 
-def parse(name: str):
+def parse(name: str) -> FileConfig:
     return NETWORKD.parse(DIR / name, FILES[DIR / name])
 
 
-def test_owns_network_netdev_link_and_dropins():
+def test_owns_network_netdev_link_and_dropins() -> None:
     for name in (
         "10-eth0.network",
         "20-br0.netdev",
@@ -40,7 +41,7 @@ def test_owns_network_netdev_link_and_dropins():
     assert all(NETWORKD.owns(p) for p in FILES)
 
 
-def test_plain_interface_lists_the_vlan_stacked_on_it():
+def test_plain_interface_lists_the_vlan_stacked_on_it() -> None:
     fc = parse("10-eth0.network")
     assert set(fc.fragments) == {"eth0"}
     assert fc.fragments["eth0"] == (  # the Name= list is the key, not part of the settings
@@ -51,7 +52,7 @@ def test_plain_interface_lists_the_vlan_stacked_on_it():
     assert fc.exclusive and not fc.unattributed
 
 
-def test_bridge_netdev_and_its_ports():
+def test_bridge_netdev_and_its_ports() -> None:
     netdev = parse("20-br0.netdev")
     assert netdev.virtual == frozenset({"br0"})
     assert set(netdev.fragments) == {"br0"}
@@ -63,35 +64,35 @@ def test_bridge_netdev_and_its_ports():
     assert parse("20-br0.network").virtual == frozenset()  # configures, does not create
 
 
-def test_bond_and_members():
+def test_bond_and_members() -> None:
     assert parse("30-bond0.netdev").virtual == frozenset({"bond0"})
     members = parse("31-bond0-members.network")
     assert members.deps == {"bond0": frozenset({"eth2", "eth3"})}
     assert members.controllers == frozenset({"bond0"})
 
 
-def test_vlan_netdev():
+def test_vlan_netdev() -> None:
     fc = parse("40-eth0.10.netdev")
     assert fc.virtual == frozenset({"eth0.10"})
     assert "[VLAN]\nId=10\n" in fc.fragments["eth0.10"]
 
 
-def test_glob_with_exclusion_is_one_key():
+def test_glob_with_exclusion_is_one_key() -> None:
     assert set(parse("50-veth.network").fragments) == {"veth* !veth-lab"}
 
 
-def test_link_matched_by_mac_is_unattributed():
+def test_link_matched_by_mac_is_unattributed() -> None:
     fc = parse("99-default.link")
     assert fc.fragments == {} and fc.unattributed
     assert fc.unattributed_text == "[Match]\nMACAddress=02:00:00:00:00:01\n[Link]\nName=uplink0\n"
 
 
-def test_link_matched_by_original_name_is_attributed():
+def test_link_matched_by_original_name_is_attributed() -> None:
     fc = NETWORKD.parse(DIR / "10-wan.link", "[Match]\nOriginalName=eth0\n[Link]\nMTUBytes=9000\n")
     assert set(fc.fragments) == {"eth0"}
 
 
-def test_dropin_extends_its_file():
+def test_dropin_extends_its_file() -> None:
     fc = parse("10-eth1.network.d/mtu.conf")
     assert fc.extends == DIR / "10-eth1.network"
     assert fc.fragments == {SELF: "[Link]\nMTUBytes=9000\n"}
@@ -106,7 +107,7 @@ def test_dropin_extends_its_file():
         ("Driver=e1000e\n", None),
     ],
 )
-def test_match_name_rules(match: str, keys: set[str] | None):
+def test_match_name_rules(match: str, keys: set[str] | None) -> None:
     fc = NETWORKD.parse(DIR / "x.network", f"[Match]\n{match}\n[Network]\nDHCP=yes\n")
     if keys is None:
         assert fc.unattributed and fc.fragments == {}
@@ -114,11 +115,11 @@ def test_match_name_rules(match: str, keys: set[str] | None):
         assert set(fc.fragments) == keys and not fc.unattributed
 
 
-def test_no_match_section_is_unattributed():
+def test_no_match_section_is_unattributed() -> None:
     assert NETWORKD.parse(DIR / "x.network", "[Network]\nDHCP=yes\n").unattributed
 
 
-def test_comments_continuations_and_spacing_do_not_change_anything():
+def test_comments_continuations_and_spacing_do_not_change_anything() -> None:
     base = "[Match]\nName=eth1\n\n[Network]\nDHCP=yes\nDNS=192.0.2.53 192.0.2.54\n"
     noisy = (
         "# c\n[Match]\n; c2\nName = eth1  \n[Network]\nDHCP=yes\nDNS=192.0.2.53 \\\n  192.0.2.54\n"
@@ -135,6 +136,6 @@ def test_comments_continuations_and_spacing_do_not_change_anything():
         ("[Match]\n=eth0\n", 2),
     ],
 )
-def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int):
+def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError, match=f"^/etc/systemd/network/x.network:{line}: "):
         NETWORKD.parse(DIR / "x.network", text)

@@ -15,6 +15,7 @@ import pytest
 
 from netcfg_txn.core.errors import ConfigError
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
+from netcfg_txn.net.backends.base import FileConfig
 from tests.fakes import host_files
 
 NM = get_backend(Stack.NETWORKMANAGER, ApplyConfig())
@@ -23,11 +24,11 @@ FILES = host_files("networkmanager")
 BR0_UUID = "0b7e3c0a-0000-4000-8000-0000000000b0"
 
 
-def parse(name: str):
+def parse(name: str) -> FileConfig:
     return NM.parse(DIR / name, FILES[DIR / name])
 
 
-def test_owns_keyfiles_and_legacy_names_but_not_leftovers():
+def test_owns_keyfiles_and_legacy_names_but_not_leftovers() -> None:
     assert all(NM.owns(p) for p in FILES)
     assert NM.owns(DIR / "Wired connection 1")
     for name in ("eth0.nmconnection~", "eth0.nmconnection.bak", ".eth0.nmconnection.swp"):
@@ -35,7 +36,7 @@ def test_owns_keyfiles_and_legacy_names_but_not_leftovers():
     assert not NM.owns(PurePosixPath("/etc/NetworkManager/NetworkManager.conf"))
 
 
-def test_plain_profile():
+def test_plain_profile() -> None:
     fc = parse("eth0.nmconnection")
     assert set(fc.fragments) == {"eth0"}
     assert fc.connection_ids == {"eth0": "uplink"}
@@ -43,7 +44,7 @@ def test_plain_profile():
     assert fc.virtual == frozenset() and fc.deps == {}
 
 
-def test_legacy_profile_type_alias_and_timestamp_is_not_config():
+def test_legacy_profile_type_alias_and_timestamp_is_not_config() -> None:
     fc = parse("Wired connection 1")
     assert fc.connection_ids == {"eth1": "Wired connection 1"}
     touched = FILES[DIR / "Wired connection 1"].replace(
@@ -52,7 +53,7 @@ def test_legacy_profile_type_alias_and_timestamp_is_not_config():
     assert NM.parse(DIR / "Wired connection 1", touched) == fc
 
 
-def test_bridge_and_ports_by_name_and_by_uuid():
+def test_bridge_and_ports_by_name_and_by_uuid() -> None:
     br0 = parse("br0.nmconnection")
     assert br0.virtual == frozenset({"br0"})
     assert br0.aliases[BR0_UUID] == "br0"
@@ -63,32 +64,32 @@ def test_bridge_and_ports_by_name_and_by_uuid():
     assert eth5.controllers == frozenset({BR0_UUID})
 
 
-def test_bond_and_ports():
+def test_bond_and_ports() -> None:
     assert parse("bond0.nmconnection").virtual == frozenset({"bond0"})
     for i in (2, 3):
         fc = parse(f"bond0-port-eth{i}.nmconnection")
         assert fc.deps == {"bond0": frozenset({f"eth{i}"})}
 
 
-def test_vlan_on_parent():
+def test_vlan_on_parent() -> None:
     fc = parse("vlan10.nmconnection")
     assert fc.deps == {"eth0.10": frozenset({"eth0"})}
     assert fc.virtual == frozenset({"eth0.10"})
     assert fc.controllers == frozenset()
 
 
-def test_vlan_without_interface_name_gets_nm_default_name():
+def test_vlan_without_interface_name_gets_nm_default_name() -> None:
     fc = NM.parse(DIR / "v", "[connection]\nid=v\ntype=vlan\n[vlan]\nparent=eth1\nid=20\n")
     assert set(fc.fragments) == {"eth1.20"}
     assert fc.deps == {"eth1.20": frozenset({"eth1"})}
 
 
-def test_profile_without_interface_name_is_unattributed():
+def test_profile_without_interface_name_is_unattributed() -> None:
     fc = parse("by-mac.nmconnection")
     assert fc.fragments == {} and fc.unattributed and fc.unattributed_text
 
 
-def test_order_of_groups_and_keys_and_comments_do_not_change_anything():
+def test_order_of_groups_and_keys_and_comments_do_not_change_anything() -> None:
     a = "[connection]\nid=x\ntype=ethernet\ninterface-name=eth7\n[ipv4]\nmethod=auto\n"
     b = "# note\n[ipv4]\nmethod = auto\n\n[connection]\ninterface-name=eth7\ntype=ethernet\nid=x\n"
     assert NM.parse(DIR / "x", a) == NM.parse(DIR / "x", b)
@@ -103,6 +104,6 @@ def test_order_of_groups_and_keys_and_comments_do_not_change_anything():
         ("[ipv4]\nmethod=auto\n", 1),  # no [connection] group
     ],
 )
-def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int):
+def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError, match=f"^{DIR}/x.nmconnection:{line}: "):
         NM.parse(DIR / "x.nmconnection", text)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 import pytest
@@ -14,13 +15,13 @@ from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, detect, get_bac
 P = PurePosixPath
 
 
-def test_every_stack_has_a_registered_backend():
+def test_every_stack_has_a_registered_backend() -> None:
     for stack in Stack:
         backend = get_backend(stack, ApplyConfig())
         assert isinstance(backend, Backend) and backend.stack is stack
 
 
-def test_stack_values_are_the_config_contract():
+def test_stack_values_are_the_config_contract() -> None:
     assert [s.value for s in Stack] == [
         "ifupdown",
         "ifupdown2",
@@ -42,17 +43,17 @@ def test_stack_values_are_the_config_contract():
         ({"backend": "command"}, r'\[apply\] backend: "command" needs'),
     ],
 )
-def test_invalid_settings_name_the_key(kwargs: dict[str, object], message: str):
+def test_invalid_settings_name_the_key(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(SettingError, match=f"^{message}"):
         ApplyConfig(**kwargs)  # type: ignore[arg-type]
 
 
-def test_settings_defaults():
+def test_settings_defaults() -> None:
     s = ApplyConfig()
     assert (s.backend, s.fallback, s.timeout_s) == ("auto", "reload", 60.0)
 
 
-def runs(*daemons: str):
+def runs(*daemons: str) -> Callable[[str], bool]:
     return lambda name: name in daemons
 
 
@@ -98,11 +99,11 @@ def runs(*daemons: str):
         ([], ["systemd-networkd"], Stack.NETWORKD),
     ],
 )
-def test_detect(files: list[str], daemons: list[str], stack: Stack):
+def test_detect(files: list[str], daemons: list[str], stack: Stack) -> None:
     assert detect([P(f) for f in files], runs(*daemons)) is stack
 
 
-def test_detect_gives_up_with_a_hint():
+def test_detect_gives_up_with_a_hint() -> None:
     with pytest.raises(ConfigError, match="cannot tell which network stack") as e:
         detect([P("/etc/hosts")], runs())
     assert e.value.hint and "[apply] backend" in e.value.hint

@@ -8,14 +8,15 @@ Also NetworkManager's down: a port already deactivated by its bridge is not a fa
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.core.rollback import BouncePlan, StackPlan
 from netcfg_txn.host.runner import Completed
 from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
-from netcfg_txn.net.links import AddrInfo, LinkInfo, LiveState, RouteInfo
+from netcfg_txn.net.links import Links
+from netcfg_txn.net.livestate import AddrInfo, LinkInfo, LiveState, RouteInfo
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner, failed
 
@@ -73,7 +74,11 @@ class ScriptedLinks:
 def network(stack: Stack, links: ScriptedLinks, **kw: Any) -> StackNetwork:
     settings = ApplyConfig()
     return StackNetwork(
-        get_backend(stack, settings), settings, runner=FakeRunner(), links=links, **kw
+        get_backend(stack, settings),
+        settings,
+        runner=FakeRunner(),
+        links=cast(Callable[[], Links], links),  # the scripted stand-in for the netlink door
+        **kw,
     )
 
 
@@ -89,7 +94,7 @@ def after_files(net: StackNetwork) -> list[StepResult]:
     ]
 
 
-def test_synchronous_stack_gets_its_routes_back_at_once():
+def test_synchronous_stack_gets_its_routes_back_at_once() -> None:
     links = ScriptedLinks(addr_after=0, route_after=None)
     results = after_files(network(Stack.IFUPDOWN, links))
     assert [(r.action, r.ok) for r in results] == [
@@ -100,7 +105,7 @@ def test_synchronous_stack_gets_its_routes_back_at_once():
     assert links.attempts == 1
 
 
-def test_asynchronous_stack_adds_its_own_routes_without_us():
+def test_asynchronous_stack_adds_its_own_routes_without_us() -> None:
     links = ScriptedLinks(addr_after=3, route_after=5)
     net = network(Stack.NETWORKD, links, route_grace_s=5.0, settle_s=5.0)
     results = after_files(net)
@@ -108,7 +113,7 @@ def test_asynchronous_stack_adds_its_own_routes_without_us():
     assert links.attempts == 0  # never raced the stack
 
 
-def test_asynchronous_stack_a_route_not_in_its_config_is_restored_after_the_grace():
+def test_asynchronous_stack_a_route_not_in_its_config_is_restored_after_the_grace() -> None:
     # The address comes late: the first attempts fail (ENETUNREACH), a later one succeeds, and
     # only the success is reported.
     links = ScriptedLinks(addr_after=4, route_after=None)
@@ -122,7 +127,7 @@ def test_asynchronous_stack_a_route_not_in_its_config_is_restored_after_the_grac
     assert links.attempts > 1
 
 
-def test_a_route_that_never_comes_back_is_reported_with_the_mismatch():
+def test_a_route_that_never_comes_back_is_reported_with_the_mismatch() -> None:
     links = ScriptedLinks(addr_after=10**6, route_after=None)
     net = network(Stack.NETWORKD, links, route_grace_s=0.0, settle_s=0.3)
     results = after_files(net)
@@ -131,7 +136,7 @@ def test_a_route_that_never_comes_back_is_reported_with_the_mismatch():
     assert any(a == "verify" for a, _ in failed_steps)
 
 
-def test_networkmanager_down_of_a_port_its_bridge_already_deactivated_is_ok():
+def test_networkmanager_down_of_a_port_its_bridge_already_deactivated_is_ok() -> None:
     nm = get_backend(Stack.NETWORKMANAGER, ApplyConfig())
     disconnect = ("nmcli", "device", "disconnect", "nct1")
     state = ("nmcli", "-g", "GENERAL.STATE", "device", "show", "nct1")

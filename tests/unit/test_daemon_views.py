@@ -10,6 +10,7 @@ import types
 from typing import Any
 
 from netcfg_txn.daemon import Daemon
+from tests.waiting import until
 
 
 class _Notifier:
@@ -55,7 +56,7 @@ def test_concurrent_diffs_share_one_computation_and_a_commit_waits_for_one_only(
                 break
             await asyncio.sleep(0.01)
         commit = asyncio.create_task(d._locked(engine.commit))
-        await asyncio.sleep(0.05)
+        await until(lambda: d.lock._waiters, "the commit to queue for the lock")  # (a deque)
         engine.release.set()
         assert await asyncio.wait_for(commit, 10) == "committed"
         results = await asyncio.wait_for(asyncio.gather(*diffs), 10)

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from netcfg_txn.core import config, frozen
 from netcfg_txn.core.apply import ApplyConfig
 
 # Written by the version before [apply] had one declaration (snapshots/<id>/config.json).
-OLD = {
+OLD: dict[str, Any] = {
     "version": 1,
     "sources": ["/etc/netcfg-txn/netcfg-txn.toml"],
     "files": {

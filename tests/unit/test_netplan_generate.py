@@ -63,7 +63,7 @@ def stamp(p: Path) -> tuple[int, int]:
     return st.st_ino, st.st_mtime_ns
 
 
-def test_only_changed_generated_files_are_rewritten_and_stale_ones_deleted(tmp_path: Path):
+def test_only_changed_generated_files_are_rewritten_and_stale_ones_deleted(tmp_path: Path) -> None:
     root = tmp_path
     put(root, "etc/netplan/50-a.yaml", "network: {version: 2}\n")
     put(root, "run/netplan/90-b.yaml", "network: {version: 2}\n")
@@ -100,7 +100,7 @@ def test_only_changed_generated_files_are_rewritten_and_stale_ones_deleted(tmp_p
     assert not list((root / "run").glob(".netcfg-txn-netplan.*"))  # staging removed
 
 
-def test_a_failing_generate_changes_nothing(tmp_path: Path):
+def test_a_failing_generate_changes_nothing(tmp_path: Path) -> None:
     old = put(tmp_path, f"{NET}/10-netplan-nct0.network", "old\n")
     gen = FakeGenerator({f"{NET}/10-netplan-nct0.network": "new\n"}, returncode=1)
     step = Netplan(ApplyConfig(), root=tmp_path).generate(gen)
@@ -108,7 +108,7 @@ def test_a_failing_generate_changes_nothing(tmp_path: Path):
     assert old.read_text() == "old\n"
 
 
-def test_mode_only_difference_is_a_chmod_not_a_rewrite(tmp_path: Path):
+def test_mode_only_difference_is_a_chmod_not_a_rewrite(tmp_path: Path) -> None:
     stage, root = tmp_path / "stage", tmp_path / "root"
     src = put(stage, f"{NET}/10-netplan-a.network", "x\n")
     src.chmod(0o644)
@@ -120,7 +120,7 @@ def test_mode_only_difference_is_a_chmod_not_a_rewrite(tmp_path: Path):
 
 
 @pytest.mark.skipif(shutil.which("netplan") is None, reason="needs netplan (apt: netplan.io)")
-def test_with_the_real_generator_a_second_run_rewrites_nothing(tmp_path: Path):
+def test_with_the_real_generator_a_second_run_rewrites_nothing(tmp_path: Path) -> None:
     yaml = put(
         tmp_path,
         "etc/netplan/50-nct.yaml",

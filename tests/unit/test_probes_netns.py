@@ -11,10 +11,12 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
 from tests import nslab
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -31,7 +33,7 @@ _SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def probe_ns() -> object:
+def probe_ns() -> Iterator[dict[str, str]]:
     if (why := nslab.why_not()) is not None:
         pytest.skip(why)
     with nslab.namespaces("probe", "peer") as ns:
@@ -45,6 +47,7 @@ def probe_ns() -> object:
              "s=socket.socket(); s.bind(('192.0.2.2', 2222)); s.listen(); time.sleep(60)"],
         )  # fmt: skip
         try:
+            wait_for(lambda: nslab.listening(ns["peer"], 2222), "the peer's listener on :2222")
             yield ns
         finally:
             listener.kill()
@@ -64,9 +67,6 @@ def _probe(ns: dict[str, str], specs: list[str]) -> dict[str, dict[str, object]]
 
 
 def test_reachable_refused_and_blackholed(probe_ns: dict[str, str]) -> None:
-    import time
-
-    time.sleep(0.2)  # the listener binds
     r = _probe(
         probe_ns,
         [

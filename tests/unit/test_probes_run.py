@@ -33,7 +33,7 @@ FAST = ProbeSettings(settle_s=0.0, interval_s=0.01, timeout_s=1.0, retries=0, ro
 
 
 def _run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def _free_port() -> int:
@@ -327,7 +327,7 @@ def test_stop_during_round_discards_its_result() -> None:
         await gate.wait()
         sup.stop()
         await sup.wait()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the scenario: give a late callback the time to happen
         return calls, sup
 
     calls, sup = _run(main())
@@ -356,7 +356,7 @@ def test_stop_from_inside_the_callback_and_callback_not_interrupted() -> None:
         await asyncio.sleep(0.01)
         sup.stop()  # and a second stop from outside while the commit runs
         await sup.wait()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the scenario: give a late callback the time to happen
         return log
 
     assert _run(main()) == ["commit begins", "commit done"]

@@ -29,7 +29,6 @@ from netcfg_txn.core.errors import (
     NoTransaction,
     Unavailable,
 )
-from netcfg_txn.core.model import Instant
 from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.remote.auth import is_remote, make_remote_auth, txn_token
 from netcfg_txn.remote.client import RemoteClient, parse_hostport
@@ -37,6 +36,7 @@ from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import Peer, PeerDb, hash_token
 from netcfg_txn.remote.ratelimit import Limiter, RateLimited
 from netcfg_txn.remote.tls import client_context, server_context
+from tests.fakeclock import FakeClock
 from tests.pki import Pki, make_pki
 
 PEER_TOKEN = "peer-token-0123456789"
@@ -47,14 +47,6 @@ TXN_TOKEN = "txn-token-abc"
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> Instant:
-        return Instant("boot", self.t, 1_800_000_000.0 + self.t)
 
 
 @dataclasses.dataclass
@@ -122,7 +114,7 @@ def serve(pki: Pki) -> Iterator[Callable[..., Server]]:
                 Peer("old", hash_token("old-token"), expires_wall_s=1_000_000_000.0),
             )
         )
-        clock = FakeClock()
+        clock = FakeClock(boot_id="boot")
         seen: list[dict[str, Any]] = []
         auth = make_remote_auth(lambda: db, Limiter(per_minute), clock)
         ready = threading.Event()

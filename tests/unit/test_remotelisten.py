@@ -24,6 +24,7 @@ from netcfg_txn.core.settings import SettingError
 from netcfg_txn.host import sd
 from netcfg_txn.remote.listen import Limits, RemoteListener
 from tests.pki import Pki, make_pki
+from tests.waiting import until
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_caps_per_source_and_in_total() -> None:
                 assert not await _closed_by_peer(s, 0.1)
             assert lst.refused == 2 and lst.status()["connections"] == 3
             a1.close()  # a slot frees up
-            await asyncio.sleep(0.2)
+            await until(lambda: lst.status()["connections"] == 2, "the listener to see a1 close")
             c2 = await _connect(port, "127.0.0.3")
             assert not await _closed_by_peer(c2, 0.3)
             for s in (a2, b1, c2):
@@ -194,7 +195,7 @@ def test_pause_stops_accepting_until_resumed() -> None:
             await asyncio.wait_for(lst.bound.wait(), 5)
             lst.pause()
             s = await _connect(port)  # completes in the kernel's backlog, not accepted
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the scenario: give a wrong accept the time to happen
             assert lst.status()["connections"] == 0
             lst.resume()
             end = time.monotonic() + 3
@@ -227,7 +228,7 @@ def test_bind_errors_are_retried_in_the_background(caplog: pytest.LogCaptureFixt
 
     async def main() -> None:
         async with serving(cfg) as lst:
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # the scenario: give a wrong bind the time to happen
             assert not lst.bound.is_set()  # EADDRINUSE: not bound, and start() did not raise
             blocker.close()
             await asyncio.wait_for(lst.bound.wait(), 5)

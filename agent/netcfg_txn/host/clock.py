@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The time door: boot id plus CLOCK_BOOTTIME (which, unlike monotonic, counts suspend)."""
+"""The time door: boot id plus CLOCK_BOOTTIME (which, unlike monotonic, counts suspend), the wall
+time for display, and a wait until an instant of that clock (the daemon's dead-man timer)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,11 @@ class SystemClock:
 
     def now(self) -> Instant:
         return Instant(self._boot_id, time.clock_gettime(time.CLOCK_BOOTTIME), time.time())
+
+    async def sleep_until(self, boottime_s: float) -> None:
+        import asyncio  # only the daemon waits: the CLI's offline commands never load asyncio
+
+        # The loop sleeps on CLOCK_MONOTONIC, which never runs ahead of CLOCK_BOOTTIME: one
+        # sleep is enough, the loop only re-checks a wake-up the loop's rounding made early.
+        while (left := boottime_s - self.now().boottime_s) > 0:
+            await asyncio.sleep(left)

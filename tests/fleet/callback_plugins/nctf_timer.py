@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 from ansible.plugins.callback import CallbackBase
 
@@ -19,7 +20,7 @@ requirements: [enable in ansible.cfg or ANSIBLE_CALLBACKS_ENABLED]
 """
 
 
-class CallbackModule(CallbackBase):
+class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible has no types: Any base
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "nctf_timer"
@@ -36,14 +37,14 @@ class CallbackModule(CallbackBase):
             self.totals[name] = self.totals.get(name, 0.0) + time.monotonic() - began
             self._current = None
 
-    def v2_playbook_on_task_start(self, task, is_conditional):  # type: ignore[no-untyped-def]
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
         self._close()
         self._current = (task.get_name(), time.monotonic())
 
-    def v2_playbook_on_handler_task_start(self, task):  # type: ignore[no-untyped-def]
+    def v2_playbook_on_handler_task_start(self, task: Any) -> None:
         self.v2_playbook_on_task_start(task, False)
 
-    def v2_playbook_on_stats(self, stats):  # type: ignore[no-untyped-def]
+    def v2_playbook_on_stats(self, stats: Any) -> None:
         self._close()
         path = os.environ.get("NCTF_TIMINGS")
         if path:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""netcfg-txnd: one asyncio loop holding the dead-man timer, serving the API, pinging systemd.
+"""The daemon's service: the API operations (``api.Service``) over the engine, the probes of the
+open transaction, and a configuration reload.
 
 Every engine call runs in a worker thread under one asyncio lock, so the timer and the watchdog
 ping never starve while a snapshot or a rollback works. The deadline is checked before any request
@@ -8,53 +9,39 @@ that takes the lock: a rollback that is due wins a tie with a late confirm.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import functools
 import logging
 import os
-import signal
-import socket
-import stat
-import sys
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
-from aiohttp import web
-
-from netcfg_txn import __version__, assemble, backstop
-from netcfg_txn.api import CAPABILITIES, make_app
+from netcfg_txn import __version__
+from netcfg_txn.api import CAPABILITIES
 from netcfg_txn.confirm.probes import ProbeSupervisor, TargetRefused, allowed_address, run_round
 from netcfg_txn.core import config as configmod
 from netcfg_txn.core.errors import (
     Busy,
     ConfigError,
-    ExitCode,
     Failed,
     NetcfgTxnError,
     NotFound,
     NotPermitted,
-    Unavailable,
 )
 from netcfg_txn.core.model import Actor, Phase, Reason, Txn
 from netcfg_txn.core.policy import ConfirmPolicy, Policy, parse_confirm, probe_host
+from netcfg_txn.daemon.deadline import DeadlineTimer
 from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
 from netcfg_txn.host import sd
-from netcfg_txn.remote.auth import limiter_for, make_remote_auth
 from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import PeerCache
-from netcfg_txn.store import lastgood
 from netcfg_txn.store.fdreserve import FdReserve
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
 PROBES = Actor(kind="system", command="probe")  # the ACTOR of what the probes decide
-# Backoff of a failed deadline rollback or re-arm (EMFILE, EIO, a bug): retried until it has run.
-RETRY_FIRST_S = 0.1
-RETRY_MAX_S = 2.0
 
 
 class Daemon:
@@ -70,7 +57,6 @@ class Daemon:
         self.engine = engine
         self.notifier = notifier
         self.lock = asyncio.Lock()
-        self._timer: asyncio.TimerHandle | None = None
         self._reload = reload
         self._gen = 0  # bumped by the watcher and by every operation
         self._status_cache: tuple[int, dict[str, Any]] | None = None
@@ -79,10 +65,10 @@ class Daemon:
         self.supervisor: ProbeSupervisor | None = None
         self.config_fallback: str | None = None  # set while running on a fallback config
         self.fd_reserve = FdReserve()
-        self._retry: asyncio.TimerHandle | None = None
-        self._retry_delay = RETRY_FIRST_S
-        self._last_failure: tuple[str, float] | None = None  # (message, monotonic) for log damping
         self.listener: RemoteListener | None = None
+        self.timer = DeadlineTimer(
+            engine, self.lock, self.stopping, room=self._rollback_room, after=self._rearmed
+        )
         # True while file watching covers every managed directory; else status always rescans.
         self.watching: Callable[[], bool] = lambda: False
         self._views: dict[str, asyncio.Future[Any]] = {}
@@ -121,95 +107,27 @@ class Daemon:
     # ------------------------------------------------------------------------------ timer
 
     def rearm(self) -> None:
-        """Point the timer at the recorded deadline. Never raises and never loses the timer: the
-        new timer is made before the old one is dropped, and when the record cannot be read the
-        old timer stays and a retry is scheduled."""
+        """Point the dead-man timer at the recorded deadline (never raises)."""
+        self.timer.rearm()
+
+    @contextlib.contextmanager
+    def _rollback_room(self) -> Iterator[None]:
+        """While the deadline's rollback runs: the fd reserve is free for its first opens and no
+        remote connection is accepted that could take it meanwhile."""
+        if self.listener is not None:
+            self.listener.pause()
+        self.fd_reserve.release()
         try:
-            t = self.engine.current()
-        except Exception as e:
-            self._failed("cannot re-arm the timer", e)
-            self._schedule_retry()  # the old timer, if any, stays armed
-            return
-        loop = asyncio.get_running_loop()
-        new: asyncio.TimerHandle | None = None
-        if t is not None and t.phase is Phase.OPEN:
-            remaining = t.deadline.remaining_s(self.engine.clock.now())
-            new = loop.call_later(remaining, lambda: loop.create_task(self._deadline()))
-        old, self._timer = self._timer, new
-        if old is not None:
-            old.cancel()
-        if t is not None and t.phase is not Phase.OPEN:
-            self._schedule_retry()  # an interrupted rollback or finish: resume it
-        elif self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-            self._retry_delay = RETRY_FIRST_S
-        try:
-            self._notify_status(t)
-            self._sync_probes(t)
-        except Exception as e:
-            sd.optional_failed(log, "probes", f"cannot start or stop the probes: {e!r}")
-
-    def _schedule_retry(self) -> None:
-        if self._retry is not None or self.stopping.is_set():
-            return
-        loop = asyncio.get_running_loop()
-        delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, RETRY_MAX_S)
-
-        def fire() -> None:
-            self._retry = None
-            loop.create_task(self._deadline())
-
-        self._retry = loop.call_later(delay, fire)
-
-    def _failed(self, what: str, e: BaseException) -> None:
-        """Log a failure of the deadline path; the same message at most every 10 s."""
-        msg = f"{what}: {type(e).__name__}: {e}"
-        now = time.monotonic()
-        if self._last_failure is not None and self._last_failure[0] == msg:
-            if now - self._last_failure[1] < 10.0:
-                return
-        self._last_failure = (msg, now)
-        log.error(
-            "%s; retrying until the rollback has run",
-            msg,
-            exc_info=not isinstance(e, OSError | NetcfgTxnError),
-            extra={"journal_fields": {"MESSAGE_ID": sd.MSG_DEADLINE_RETRY}},
-        )
-
-    def _deadline_step(self) -> bool:
-        """Roll back if the deadline has passed, or resume a rollback or finish that was
-        interrupted. True once no transaction is left open or unfinished."""
-        t = self.engine.current()
-        if t is None:
-            return True
-        if t.phase is Phase.OPEN:
-            return self.engine.expire() is not None
-        self.engine.recover(boot=False)
-        return self.engine.current() is None
-
-    async def _deadline(self) -> None:
-        async with self.lock:
-            # Whatever used up the fds, the rollback's first opens must succeed: free the reserve
-            # and accept no remote connection that could take it meanwhile.
+            yield
+        finally:
+            self.fd_reserve.take()
             if self.listener is not None:
-                self.listener.pause()
-            self.fd_reserve.release()
-            try:
-                done = await asyncio.to_thread(self._deadline_step)
-            except Exception as e:
-                self._failed("rollback at the deadline failed", e)
-                done = None
-            finally:
-                self.fd_reserve.take()
-                if self.listener is not None:
-                    self.listener.resume()
-                self._gen += 1
-        if done is None:
-            self._schedule_retry()
-            return
-        self._last_failure = None
-        self.rearm()  # done: idle (no timer); not done: woke early, e.g. the clock moved
+                self.listener.resume()
+            self._gen += 1
+
+    def _rearmed(self, t: Txn | None) -> None:
+        self._notify_status(t)
+        self._sync_probes(t)
 
     def _notify_status(self, t: Txn | None) -> None:
         if t is None:
@@ -467,199 +385,3 @@ class Daemon:
                 self._adopt(cfg)
         finally:
             self.notifier.notify("READY=1")
-
-
-def _bind_control(path: Path) -> socket.socket:
-    """The root-only control socket; a stale socket file is replaced, anything else is refused."""
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        st = os.lstat(path)
-        if not stat.S_ISSOCK(st.st_mode):
-            raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
-        os.unlink(path)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        s.bind(str(path))
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    s.listen(64)
-    return s
-
-
-async def serve(args: argparse.Namespace) -> int:
-    notifier = sd.notifier()
-    cfg_path = Path(args.config) if args.config else configmod.DEFAULT_CONFIG
-    state_dir = Path(args.state_dir) if args.state_dir else None
-
-    def load() -> configmod.Config:
-        return lastgood.load_and_remember(cfg_path, state_dir)
-
-    # Our own config errors never disarm anything: keep the last good config (and, for an open
-    # transaction, the one frozen at its start) and say so loudly.
-    cfg, fallback = lastgood.load_or_last_good(cfg_path, state_dir, who="netcfg-txnd")
-    root = Path(args.root)
-    engine = assemble.engine(root, cfg, config=Path(args.config) if args.config else None,
-                             state_dir=state_dir)  # fmt: skip
-    engine.store.ensure()
-    from netcfg_txn.store import fsutil
-
-    try:
-        lock_fd = fsutil.take_lock(engine.store.lock_path)
-    except BlockingIOError:
-        raise Busy(f"another netcfg-txnd holds {engine.store.lock_path}") from None
-    daemon = Daemon(engine, notifier, reload=load)
-    daemon.config_fallback = fallback
-    daemon.fd_reserve.take()
-    # Recovery, then the timer, then the control socket. Everything after that is optional and
-    # fails only itself: the open transaction's rollback never waits for it.
-    try:
-        recovery = await asyncio.to_thread(engine.recover, boot=False)
-        for action in recovery.actions:
-            log.info("recovery: %s", action)
-    except Exception as e:  # the timer's retry resumes it; the daemon must come up to run it
-        daemon._failed("start-up recovery failed", e)
-    daemon.rearm()
-
-    loop = asyncio.get_running_loop()
-    app = make_app(daemon, max_body=cfg.remote.max_body_bytes)
-    if cfg.remote.enabled:
-        try:
-            daemon.peers = PeerCache(cfg.remote.peers_dir, root)  # skips bad files, logs them
-            if not daemon.peers.get().peers:
-                log.warning("remote API enabled but %s has no peers", cfg.remote.peers_dir)
-            app["netcfg.remote_auth"] = make_remote_auth(
-                daemon.peers.get, limiter_for(cfg.remote), engine.clock
-            )
-
-            def protocol() -> asyncio.Protocol:
-                assert runner.server is not None  # set up before any connection is accepted
-                return runner.server()
-
-            daemon.listener = RemoteListener(protocol, cfg.remote, root)
-            app.middlewares.append(daemon.listener.middleware())
-        except Exception as e:
-            sd.optional_failed(log, "remote listener switched off", repr(e))
-            daemon.peers = daemon.listener = None
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    fds = sd.listen_fds(os.environ, os.getpid())
-    control_error: Exception | None = None
-    try:
-        if fds:
-            sock = socket.socket(fileno=fds[0])
-        else:
-            sock = _bind_control(Path(args.socket))
-        await web.SockSite(runner, sock).start()
-    except Exception as e:
-        # Without a control socket nobody can confirm, but the armed timer must still run: keep
-        # the open transaction's deadline, then exit with the error (systemd restarts us).
-        if not _has_txn(engine):
-            raise
-        control_error = e
-        log.critical(
-            "cannot serve the control socket %s: %s; only the timer runs until the open "
-            "transaction has ended, then the daemon exits",
-            args.socket,
-            e,
-            extra={"journal_fields": {"MESSAGE_ID": sd.MSG_DEADLINE_RETRY}},
-        )
-        loop.create_task(_stop_when_idle(daemon))
-
-    from netcfg_txn.store.watch import Watcher
-
-    watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
-    try:
-        watcher.start()
-    except Exception as e:  # inotify limits: status still works, by rescanning
-        sd.optional_failed(
-            log, "file watcher", f"cannot watch managed directories: {e}; status will rescan"
-        )
-    daemon.watching = watcher.complete
-    if daemon.listener is not None:
-        await daemon.listener.start()  # never raises: TLS problems switch it off, binds retry
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload_config()))
-
-    wd = sd.watchdog_interval_s(os.environ, os.getpid())
-    if wd:
-
-        def ping() -> None:
-            notifier.notify("WATCHDOG=1")  # from the loop itself: a wedged loop gets restarted
-            loop.call_later(wd, ping)
-
-        ping()
-    notifier.notify("READY=1")
-    log.info("netcfg-txnd %s ready on %s (root %s, state %s)", __version__, args.socket, root,
-             cfg.state_dir)  # fmt: skip
-    await daemon.stopping.wait()
-    notifier.notify("STOPPING=1")
-    backstop.handover(engine, engine.backstop)  # who takes over an open deadline, loudly
-    watcher.stop()
-    daemon._sync_probes(None)
-    if daemon.listener is not None:
-        await daemon.listener.stop()
-    await runner.cleanup()
-    if not fds and control_error is None:
-        with contextlib.suppress(OSError):
-            os.unlink(args.socket)
-    os.close(lock_fd)
-    if control_error is not None:
-        if isinstance(control_error, NetcfgTxnError):
-            raise control_error
-        raise Unavailable(f"cannot serve the control socket {args.socket}: {control_error}")
-    return 0
-
-
-def _has_txn(engine: Engine) -> bool:
-    """True unless the record says idle (a record that cannot be read counts as a transaction)."""
-    try:
-        return engine.current() is not None
-    except Exception:
-        return True
-
-
-async def _stop_when_idle(daemon: Daemon) -> None:
-    while _has_txn(daemon.engine):
-        await asyncio.sleep(0.5)
-    daemon.stopping.set()
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="netcfg-txnd",
-        description="netcfg-txn daemon: holds the dead-man timer and serves the control API.",
-    )
-    p.add_argument("--config", help=f"config file (default {configmod.DEFAULT_CONFIG})")
-    p.add_argument("--root", default="/", help="root of the managed system (tests, sandboxes)")
-    p.add_argument("--state-dir", help="state directory (default: [state] dir)")
-    p.add_argument("--socket", default=str(configmod.DEFAULT_SOCKET), help="control socket path")
-    p.add_argument(
-        "--log-level",
-        default=os.environ.get("SYSTEMD_LOG_LEVEL", "info").upper(),
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-    )
-    p.add_argument("--version", action="version", version=f"netcfg-txnd {__version__}")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    sd.setup_logging("netcfg-txnd", args.log_level)
-    try:
-        rc = asyncio.run(serve(args))
-    except NetcfgTxnError as e:
-        log.error("%s%s", e.message, f" ({e.hint})" if e.hint else "")
-        rc = e.exit_code
-    except Exception:
-        log.exception("internal error (this is a bug)")
-        rc = ExitCode.SOFTWARE
-    sys.exit(rc)
-
-
-if __name__ == "__main__":
-    main()
