@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import hmac
 import logging
 import secrets
@@ -48,6 +47,7 @@ from netcfg_txn.core.model import (
     manifest_from_json,
     manifest_to_json,
 )
+from netcfg_txn.core.tokens import hash_token
 from netcfg_txn.net.network import FileChange, Network, UnchangedFiles
 from netcfg_txn.store import files
 from netcfg_txn.store.state import Corrupt, HistoryEntry, Store
@@ -75,10 +75,6 @@ class Backstop:
 
     def disarm(self, txn_id: str) -> None:
         pass
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _rfc3339(wall_s: float) -> str:

@@ -28,7 +28,8 @@ NOBODY = 65534
 # drops to nobody and runs the real CLI entry point, which only connects to the socket.
 AS_NOBODY = """
 import os, sys
-import netcfg_txn.cli.main, netcfg_txn.cli.group, netcfg_txn.engine, netcfg_txn.net.choose
+import netcfg_txn.cli.main, netcfg_txn.cli.fastpath, netcfg_txn.cli.group, netcfg_txn.engine
+import netcfg_txn.net.choose
 import netcfg_txn.host.runner, netcfg_txn.host.clock
 import json, http.client, encodings.idna
 os.setgroups([])

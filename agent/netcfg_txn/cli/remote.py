@@ -11,7 +11,7 @@ import datetime
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,7 +19,9 @@ from netcfg_txn.cli.options import emit
 from netcfg_txn.cli.probes import parse_setting
 from netcfg_txn.cli.secret_files import read_secret, write_new_secret
 from netcfg_txn.core.errors import ConfigError, UsageError
-from netcfg_txn.remote.client import RemoteClient, parse_hostport
+
+if TYPE_CHECKING:
+    from netcfg_txn.remote.client import RemoteClient
 
 _CLIENT = "netcfg_txn.remote_client"
 
@@ -63,6 +65,8 @@ def remote(
     insecure_plaintext: bool,
 ) -> None:
     """Drive a transaction on another host through its remote API (HTTPS)."""
+    from netcfg_txn.remote.client import RemoteClient, parse_hostport  # ssl: remote verbs only
+
     hostname, port = parse_hostport(host)
     try:
         ctx.meta[_CLIENT] = RemoteClient(
