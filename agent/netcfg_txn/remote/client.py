@@ -165,18 +165,11 @@ class RemoteClient:
         self.transport = Tls(host, port, context, server_name or host, timeout_s)
         self._api = ApiClient(self.transport, bearer=peer_token)
 
-    @property
-    def endpoint(self) -> str:
-        return self.transport.where
-
     def version(self) -> dict[str, Any]:
         return self._call("GET", "/v1/version")
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/v1/status")
-
-    def history(self, limit: int | None = None) -> dict[str, Any]:
-        return self._call("GET", "/v1/history" + (f"?limit={int(limit)}" if limit else ""))
 
     def start(
         self,
