@@ -5,12 +5,12 @@ alike). Pure."""
 
 from __future__ import annotations
 
-import hashlib
-
 TOKEN_HEADER = "X-Netcfg-Txn-Token"
 
 
 def hash_token(token: str) -> str:
     """SHA-256 hex of the token's UTF-8 bytes. ``surrogatepass``: a header value that arrived
     with undecodable bytes hashes to something that matches no stored hash instead of raising."""
+    import hashlib  # here: the CLI, which only needs the header, starts without OpenSSL
+
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
