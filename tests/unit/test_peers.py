@@ -11,12 +11,12 @@ import pytest
 
 from netcfg_txn.core.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.core.model import Actor
-from netcfg_txn.core.tokens import hash_token
 from netcfg_txn.remote import peers as peers_mod
 from netcfg_txn.remote.peers import (
     Peer,
     PeerDb,
     add_peer,
+    hash_token,
     list_peers,
     load_peers,
     peer_from_toml,

@@ -29,7 +29,7 @@ from typing import Any
 
 from netcfg_txn.core.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.core.model import Actor
-from netcfg_txn.core.tokens import hash_token
+from netcfg_txn.core.tokens import hash_token as hash_token  # a peer token is hashed with it
 from netcfg_txn.host import sd
 from netcfg_txn.remote.subject import Subject, format_dn, parse_dn
 from netcfg_txn.store.fsutil import atomic_write, fsync_dir, under
