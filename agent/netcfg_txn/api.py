@@ -31,11 +31,11 @@ from netcfg_txn.core.errors import (
     NotPermitted,
 )
 from netcfg_txn.core.model import Actor
+from netcfg_txn.core.tokens import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
 API_VERSION = 1
-TOKEN_HEADER = "X-Netcfg-Txn-Token"
 CAPABILITIES = [
     "start",
     "arm",

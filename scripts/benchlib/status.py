@@ -1,78 +1,164 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``netcfg-txn status`` wall time against the interpreter floor ``python3 -c pass``.
+"""CLI start-up: the wall time of each local ``netcfg-txn`` command against the interpreter
+floor ``python3 -c pass``.
 
-Method. Both are run as subprocesses, alternately, with the same interpreter (the one the
-installed ``netcfg-txn`` script uses), against a running daemon with an idle state over 20 files;
-the median of the wall times is reported. The import profile (``-X importtime``) of the CLI is
-kept in the JSON output to show where the start-up goes.
+Method. Every command runs as a subprocess of the interpreter the installed ``netcfg-txn`` script
+uses, against a running daemon over 20 files (``status`` also with the daemon stopped, read from
+the state directory). One round runs each command once, each right after one ``python3 -c pass``,
+in an order that keeps the state valid (start, then the verbs on the open transaction, commit;
+start again, rollback). The figure is the median over the rounds (30 by default), next to the
+median of all floor runs of the same rounds; the targets are ≤ 3× the floor for ``status`` with
+the daemon running and ≤ 4× for every other command. Each note adds the CPU time (user + system
+of the reaped child) of both, which other load on the machine disturbs far less than wall time,
+and the load average before and after (this is shared hardware). The import profile
+(``-X importtime``) of ``status`` is kept in the JSON to show where its start-up goes.
+
+Run alone: ``sudo .venv/bin/python scripts/benchlib/status.py [--reps N]``.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from benchlib.common import BIN, Daemon, Row, make_tree, median, progress, timed, write_config
+if __package__ in (None, ""):  # run as a script: make ``benchlib`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchlib.common import BIN, Daemon, Row, make_tree, median, progress, write_config
+
+# Per command: (wall ms, CPU ms) samples; the floor's samples first.
+Samples = tuple[tuple[list[float], list[float]], dict[str, tuple[list[float], list[float]]]]
+
+# (name, argv after the global options, target ratio). In round order; start/extend/diff/... need
+# the transaction the preceding start opened.
+LIVE = [
+    ("status", ["status"], 3.0),
+    ("start", ["start", "--timeout", "1h", "--label", "bench"], 4.0),
+    ("status (open transaction)", ["status"], 3.0),
+    ("extend", ["extend", "--timeout", "1h"], 4.0),
+    ("diff", ["diff"], 4.0),
+    ("plan", ["plan"], 4.0),
+    ("commit", ["commit"], 4.0),
+    ("start (again)", ["start", "--timeout", "1h"], 4.0),
+    ("rollback", ["rollback"], 4.0),
+    ("history", ["history"], 4.0),
+    ("config check", ["config", "check"], 4.0),
+    ("config show", ["config", "show"], 4.0),
+    ("peer list", ["peer", "list"], 4.0),
+    ("--version", ["--version"], 4.0),
+    ("--help", ["--help"], 4.0),
+]
+OFFLINE = [
+    ("status (daemon stopped)", ["status"], 4.0),
+    ("boot-rollback (nothing to do)", ["boot-rollback"], 4.0),
+]
 
 
-def _importtime() -> list[tuple[str, float]]:
-    """The heaviest imports under ``netcfg_txn.cli.main`` (cumulative ms), outermost first."""
+def _importtime(argv: list[str]) -> list[tuple[str, float]]:
+    """The heaviest imports of one run of ``argv`` (cumulative ms), outermost first."""
+    code = "import sys; from netcfg_txn.cli.main import run; run(sys.argv[1:])"
     p = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import netcfg_txn.cli.main"],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-X", "importtime", "-c", code, *argv], capture_output=True, text=True
     )
-    found: list[tuple[str, float, int]] = []
+    found: list[tuple[str, float]] = []
     for line in p.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) != 3 or not parts[1].strip().isdigit():
-            continue
-        name = parts[2].rstrip()
-        depth = (len(name) - len(name.lstrip()) - 1) // 2
-        found.append((name.strip(), int(parts[1]) / 1e3, depth))
-    total = next((ms for n, ms, _ in found if n == "netcfg_txn.cli.main"), 0.0)
-    # Children of netcfg_txn.cli.main and of its netcfg_txn imports: where the start-up goes.
-    top = [(n, ms) for n, ms, d in found if 1 <= d <= 3 and n != "netcfg_txn.cli.main" and ms >= 2]
-    top.sort(key=lambda x: -x[1])
-    return [("netcfg_txn.cli.main (total)", total), *top[:10]]
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            found.append((parts[2].strip(), int(parts[1]) / 1e3))
+    found.sort(key=lambda x: -x[1])
+    return found[:12]
+
+
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _one(argv: list[str], wall: list[float], cpu: list[float]) -> None:
+    """One run: its wall time and its CPU time (user + system, from the reaped child's rusage;
+    far less sensitive than wall time to other load on the machine)."""
+    c0, t0 = _child_cpu(), time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    wall.append((time.perf_counter() - t0) * 1e3)
+    cpu.append((_child_cpu() - c0) * 1e3)
+
+
+def _rounds(cmds: list[tuple[str, list[str], float]], base: list[str], n: int) -> Samples:
+    floor: tuple[list[float], list[float]] = ([], [])
+    samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in cmds}
+    for _ in range(n):
+        for name, args, _ in cmds:
+            _one([sys.executable, "-c", "pass"], *floor)
+            _one([*base, *args], *samples[name])
+    return floor, samples
+
+
+def _rows(cmds: list[tuple[str, list[str], float]], got: Samples, load: str, n: int) -> list[Row]:
+    (floor, floor_cpu), samples = got
+    mf, mf_cpu = median(floor), median(floor_cpu)
+    assert mf is not None and mf_cpu is not None
+    rows = []
+    for name, _, target in cmds:
+        wall, cpu = samples[name]
+        ms, ms_cpu = median(wall), median(cpu)
+        assert ms is not None and ms_cpu is not None
+        rows.append(
+            Row(
+                f"netcfg-txn {name} (wall)",
+                ms,
+                "ms",
+                mf,
+                "(python3 -c pass)",
+                f"≤ {target:g}× baseline",
+                ms <= target * mf,
+                n,
+                note=f"{ms - mf:.0f} ms above the interpreter floor; CPU time {ms_cpu:.0f} ms vs "
+                f"{mf_cpu:.0f} ms ({ms_cpu / mf_cpu:.2f}×); load average {load}",
+                samples=wall,
+                baseline_samples=floor,
+                extra={"cpu_ms": cpu, "baseline_cpu_ms": floor_cpu},
+            )
+        )
+    return rows
 
 
 def bench(work: Path, quick: bool, reps: int | None) -> list[Row]:
-    n = reps or (5 if quick else 15)
-    base = work / "status"
-    root = base / "root"
+    n = reps or (5 if quick else 30)
+    top = work / "status"
+    root = top / "root"
     make_tree(root / "etc" / "bench", 20, 2048)
-    cfg = write_config(base / "netcfg-txn.toml", ["/etc/bench/*/*"])
-    floor, status = [], []
-    with Daemon(root, base / "state", cfg, base / "control") as d:
-        argv = [str(BIN / "netcfg-txn"), "--socket", str(d.socket), "status"]
-        subprocess.run(argv, check=True, capture_output=True)  # warm the page cache and pycache
-        for _ in range(n):
-            floor.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)))
-            status.append(timed(lambda: subprocess.run(argv, check=True, capture_output=True)))
-    f = [x * 1e3 for x in floor]
-    s = [x * 1e3 for x in status]
-    mf, ms = median(f), median(s)
-    assert mf is not None and ms is not None
-    imports = _importtime()
-    progress(f"status: {ms:.0f} ms, python -c pass {mf:.0f} ms; heaviest imports (ms): {imports}")
-    return [
-        Row(
-            "netcfg-txn status (wall)",
-            ms,
-            "ms",
-            mf,
-            "(python3 -c pass)",
-            "",
-            None,
-            n,
-            note=f"{ms - mf:.0f} ms above the interpreter floor; "
-            f"importing netcfg_txn.cli.main takes "
-            f"{imports[0][1]:.0f} ms, of which (cumulative, nested) "
-            + ", ".join(f"{mod} {t:.0f}" for mod, t in imports[1:7]),
-            samples=s,
-            baseline_samples=f,
-            extra={"imports_ms": imports},
-        )
-    ]
+    cfg = write_config(top / "netcfg-txn.toml", ["/etc/bench/*/*"])
+    state = top / "state"
+    base = [str(BIN / "netcfg-txn"), "--socket", str(top / "control"), "--config", str(cfg),
+            "--root", str(root), "--state-dir", str(state)]  # fmt: skip
+    load0 = os.getloadavg()[0]
+    with Daemon(root, state, cfg, top / "control"):
+        subprocess.run([*base, "status"], check=True, capture_output=True)  # warm the caches
+        imports = _importtime(base[1:] + ["status"])
+        live = _rounds(LIVE, base, n)
+    offline = _rounds(OFFLINE, base, n)
+    load = f"{load0:.1f} → {os.getloadavg()[0]:.1f}"
+    rows = _rows(LIVE, live, load, n) + _rows(OFFLINE, offline, load, n)
+    rows[0].extra["imports_ms"] = imports
+    for r in rows:
+        progress(f"{r.name}: {r.value:.1f} ms vs {r.baseline:.1f} ms ({r.ratio:.2f}×); {r.note}")
+    progress(f"status: heaviest imports (ms, cumulative): {imports}")
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    from benchlib.common import render
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int)
+    p.add_argument("--quick", action="store_true")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nct-bench-status-", dir="/var/tmp") as d:
+        print(render(bench(Path(d), a.quick, a.reps)))

@@ -27,7 +27,8 @@ NOBODY = 65534
 # drops to nobody and runs the real CLI entry point, which only connects to the socket.
 AS_NOBODY = """
 import os, sys
-import netcfg_txn.cli.main, netcfg_txn.engine, netcfg_txn.net.choose
+import netcfg_txn.cli.main, netcfg_txn.cli.fastpath, netcfg_txn.cli.group, netcfg_txn.engine
+import netcfg_txn.net.choose
 import netcfg_txn.host.runner, netcfg_txn.host.clock
 import json, http.client, encodings.idna
 os.setgroups([])
@@ -225,7 +226,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tupl
 
 
 def test_every_command_of_the_tree_accepts_json_after_its_verb() -> None:
-    from netcfg_txn.cli.main import cli
+    from netcfg_txn.cli.group import cli
 
     missing = []
     for path in _commands(cli):

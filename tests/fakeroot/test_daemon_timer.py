@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from netcfg_txn.cli.main import _txn_human
+from netcfg_txn.cli.output import txn_human
 from netcfg_txn.core.errors import NoTransaction
 from netcfg_txn.daemon import Daemon
 from netcfg_txn.engine import Engine
@@ -198,7 +198,7 @@ def test_status_says_overdue_while_the_due_rollback_waits_for_the_lock(env: Env)
         st = await d.status()
         assert st["busy"] is True and st["state"] == "open"
         assert st["transaction"]["remaining_s"] == 0
-        text = _txn_human(st["transaction"])
+        text = txn_human(st["transaction"])
         assert "overdue: the rollback is due now" in text and "(0s left)" not in text, text
         d.lock.release()
         await until(lambda: _idle(env.engine), "the rollback once the lock is free")

@@ -14,7 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from netcfg_txn.cli import main as maincli
-from netcfg_txn.cli.remote import peer, remote
+from netcfg_txn.cli.context import Ctx
+from netcfg_txn.cli.peer import peer
+from netcfg_txn.cli.remote import remote
 from netcfg_txn.core.errors import BadToken, ConfigError, NetcfgTxnError, NotFound, Unavailable
 from netcfg_txn.remote.peers import load_peers
 from tests.pki import Pki
@@ -26,7 +28,7 @@ def _group(root: Path, config: Path | None = None) -> click.Group:
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_context
     def top(ctx: click.Context, as_json: bool) -> None:
-        ctx.obj = maincli.Ctx("/nonexistent", as_json, str(config) if config else None,
+        ctx.obj = Ctx("/nonexistent", as_json, str(config) if config else None,
                               str(root), None)  # fmt: skip
 
     top.add_command(peer)

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import pytest
 
-from netcfg_txn.cli.main import cli
+from netcfg_txn.cli.group import cli
 
 REPO = Path(__file__).resolve().parents[2]
 MAN = REPO / "packaging" / "man"

@@ -15,7 +15,8 @@ from netcfg_txn.core.errors import BadRequest, UsageError
 from netcfg_txn.core.policy import ON_FAILURE, Policy, ProbeSettings, parse_confirm
 
 
-def _setting(item: str) -> tuple[str, Any]:
+def parse_setting(item: str) -> tuple[str, Any]:
+    """``--probe-setting KEY=VALUE``: ``true``/``false`` and digits become bool and int."""
     key, eq, value = item.partition("=")
     if not eq:
         raise UsageError(f"--probe-setting {item!r}: expected KEY=VALUE")
@@ -30,7 +31,7 @@ def request(
     probes: tuple[str, ...], policy: str, settings: tuple[str, ...], on_failure: str | None
 ) -> dict[str, Any]:
     """The start request's probe fields; ``{}`` when no probe was given."""
-    extra = dict(_setting(s) for s in settings)
+    extra = dict(parse_setting(s) for s in settings)
     if on_failure is not None:
         extra["on_failure"] = on_failure
     body: dict[str, Any] = {}

@@ -19,6 +19,9 @@ from typing import Any
 from netcfg_txn.core.apply import ApplyConfig
 from netcfg_txn.core.errors import ConfigError, UsageError
 from netcfg_txn.core.fileset import PRESETS, FileSet, Limits, check_glob, from_presets
+from netcfg_txn.core.paths import DEFAULT_CONFIG as DEFAULT_CONFIG
+from netcfg_txn.core.paths import DEFAULT_SOCKET as DEFAULT_SOCKET
+from netcfg_txn.core.paths import DEFAULT_STATE_DIR as DEFAULT_STATE_DIR
 from netcfg_txn.core.policy import ProbeSettings
 from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.core.settings import SettingError, declared, from_table
@@ -27,10 +30,6 @@ from netcfg_txn.core.units import MAX_DURATION_S as MAX_DURATION_S  # the config
 from netcfg_txn.core.units import format_duration as format_duration  # its callers
 from netcfg_txn.core.units import parse_duration as parse_duration
 from netcfg_txn.core.units import parse_size as parse_size
-
-DEFAULT_CONFIG = Path("/etc/netcfg-txn/netcfg-txn.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/netcfg-txn")
-DEFAULT_SOCKET = Path("/run/netcfg-txn/control")
 
 
 def _str_list(v: Any) -> list[str]:

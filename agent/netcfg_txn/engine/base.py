@@ -10,7 +10,6 @@ lock + a worker thread); ``boot-rollback`` calls it directly with no daemon.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import logging
 import secrets
@@ -26,6 +25,7 @@ from netcfg_txn.core.errors import BadToken, NotPermitted, NoTransaction
 from netcfg_txn.core.fileset import FileSet
 from netcfg_txn.core.model import SYSTEM, Actor, Deadline, Manifest, Phase, Skipped, Txn, TxnId
 from netcfg_txn.core.rollback import NetworkPlan
+from netcfg_txn.core.tokens import hash_token
 from netcfg_txn.engine.messages import MSG_FROZEN_CONFIG
 from netcfg_txn.net.network import FileChange, Network
 from netcfg_txn.store import files
@@ -45,10 +45,6 @@ class Backstop:
 
     def disarm(self, txn_id: str) -> None:
         pass
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_txn_id(now_wall: float) -> TxnId:

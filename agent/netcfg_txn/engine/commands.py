@@ -35,7 +35,8 @@ from netcfg_txn.core.model import (
     manifest_to_json,
 )
 from netcfg_txn.core.rollback import RollbackStage
-from netcfg_txn.engine.base import hash_token, is_local_root, log, new_txn_id
+from netcfg_txn.core.tokens import hash_token
+from netcfg_txn.engine.base import is_local_root, log, new_txn_id
 from netcfg_txn.engine.messages import MSG_COMMITTED, MSG_EXTENDED, MSG_STARTED, rfc3339
 from netcfg_txn.engine.recovery import Recovering
 from netcfg_txn.engine.views import ReadViews

@@ -20,13 +20,13 @@ from netcfg_txn.core.clock import Clock
 from netcfg_txn.core.errors import NetcfgTxnError, NotPermitted
 from netcfg_txn.core.model import Actor
 from netcfg_txn.core.remoteconf import RemoteConfig
+from netcfg_txn.core.tokens import TOKEN_HEADER
 from netcfg_txn.remote.peers import PeerDb
 from netcfg_txn.remote.ratelimit import Limiter, RateLimited, source_key
 from netcfg_txn.remote.subject import client_subject
 
 log = logging.getLogger(__name__)
 
-TXN_TOKEN_HEADER = "X-Netcfg-Txn-Token"
 _MAX_HEADER_TOKEN = 1024
 
 
@@ -56,7 +56,7 @@ def bearer_token(request: web.BaseRequest) -> str | None:
 
 def txn_token(request: web.BaseRequest) -> str | None:
     """The per-transaction token (``X-Netcfg-Txn-Token``), or None if absent or malformed."""
-    values = request.headers.getall(TXN_TOKEN_HEADER, [])
+    values = request.headers.getall(TOKEN_HEADER, [])
     if len(values) != 1 or not values[0].strip() or len(values[0]) > _MAX_HEADER_TOKEN:
         return None
     return values[0].strip()

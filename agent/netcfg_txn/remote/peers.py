@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import errno
-import hashlib
 import hmac
 import logging
 import os
@@ -30,6 +29,7 @@ from typing import Any
 
 from netcfg_txn.core.errors import BadToken, ConfigError, NotFound, NotPermitted
 from netcfg_txn.core.model import Actor
+from netcfg_txn.core.tokens import hash_token as hash_token  # a peer token is hashed with it
 from netcfg_txn.host import sd
 from netcfg_txn.remote.subject import Subject, format_dn, parse_dn
 from netcfg_txn.store.fsutil import atomic_write, fsync_dir, under
@@ -66,10 +66,6 @@ class Peer:
             "operations": sorted(self.operations),
             "client_subject": self.client_subject,
         }
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def valid_name(name: str) -> bool:

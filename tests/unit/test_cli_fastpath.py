@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fast path (status, commit, rollback without click) against the click tree: for every form
+it accepts, the same request, the same stdout, stderr and exit code; every other form is left to
+click."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netcfg_txn.cli import fastpath, main
+from netcfg_txn.cli.output import Output
+from tests.unit.test_api_client import OneShotServer, _http
+
+TXN = {"id": "t1", "phase": "open", "created_wall_s": 1.7e9, "actor": "root", "file_count": 3,
+       "deadline_wall_s": 1.7e9 + 60, "remaining_s": 59.0, "label": "x\x1b[2J"}  # fmt: skip
+REPLIES = {
+    "idle": (200, {"ok": True, "state": "idle", "pending": ["/etc/a"], "last": None}),
+    "open": (200, {"ok": True, "state": "open", "transaction": TXN, "edited": ["/etc/b"]}),
+    "failed-last": (
+        200,
+        {
+            "ok": True,
+            "state": "idle",
+            "last": {
+                "id": "t0",
+                "outcome": "failed",
+                "reason": "timeout",
+                "ended_wall_s": 1.7e9,
+                "bounced": ["eth0"],
+            },
+        },
+    ),  # fmt: skip
+    "committed": (200, {"ok": True, "transaction": TXN, "changed": ["/etc/b"]}),
+    "rolled-back": (
+        200,
+        {
+            "ok": True,
+            "transaction": {**TXN, "phase": "rolled-back"},
+            "changed": ["/etc/b"],
+            "edited_after_apply": ["/etc/c"],
+        },
+    ),  # fmt: skip
+    "none": (
+        404,
+        {
+            "ok": False,
+            "error": {"code": "no-transaction", "message": "none open", "hint": "start one"},
+        },
+    ),  # fmt: skip
+    "rollback-failed": (
+        500,
+        {
+            "ok": False,
+            "error": {
+                "code": "failed",
+                "message": "restore failed",
+                "details": {"changed": ["/etc/b"]},
+            },
+        },
+    ),  # fmt: skip
+}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "netcfg-txn.toml"
+    cfg.write_text('[files]\npresets = []\ninclude = ["/etc/x/*"]\n[apply]\nbackend = "none"\n')
+    return cfg
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Callable[[str], OneShotServer]]:
+    made: list[OneShotServer] = []
+
+    def start(reply: str) -> OneShotServer:
+        status, doc = REPLIES[reply]
+        made.append(OneShotServer(tmp_path / f"sock{len(made)}", _http(status, doc)))
+        return made[-1]
+
+    yield start
+    for s in made:
+        s.close()
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main.run(args)
+        rc = 0
+    except SystemExit as e:
+        rc = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+FORMS = [
+    ("idle", ["status"]),
+    ("idle", ["--json", "status"]),
+    ("open", ["status", "--json"]),
+    ("open", ["status"]),
+    ("failed-last", ["status"]),
+    ("failed-last", ["--json", "status"]),
+    ("committed", ["commit"]),
+    ("committed", ["confirm", "--json", "--id", "t1", "--token=tok", "--force"]),
+    ("none", ["commit"]),
+    ("none", ["--json", "commit"]),
+    ("rolled-back", ["rollback", "--force"]),
+    ("rolled-back", ["rollback", "--token", "tok", "--json"]),
+    ("rollback-failed", ["rollback"]),
+    ("rollback-failed", ["--json", "rollback", "--id", "t1"]),
+]
+
+
+@pytest.mark.parametrize(("reply", "verb_args"), FORMS)
+def test_the_fast_path_behaves_as_click_does(
+    reply: str,
+    verb_args: list[str],
+    server: Callable[[str], OneShotServer],
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = []
+    for fast in (True, False):
+        srv = server(reply)
+        args = ["--socket", str(srv.path), "--config", str(config), *verb_args]
+        assert fastpath._parse(args) is not None  # a plain form: the fast path takes it
+        if not fast:
+            monkeypatch.setattr(fastpath, "run", lambda _a, _o: False)
+        results.append((_run(args, capsys), srv.requests))
+        monkeypatch.undo()
+    (fast_result, fast_requests), (click_result, click_requests) = results
+    assert fast_result == click_result
+    assert fast_requests == click_requests and len(fast_requests) == 1
+    if "--json" in verb_args:
+        assert isinstance(json.loads(fast_result[1])["ok"], bool)  # exactly one document
+    assert "\x1b" not in fast_result[1] + fast_result[2]  # terminal controls escaped
+
+
+def test_the_socket_and_token_come_from_the_environment_as_with_click(
+    server: Callable[[str], OneShotServer],
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    srv = server("committed")
+    monkeypatch.setenv("NETCFG_TXN_SOCKET", str(srv.path))
+    monkeypatch.setenv("NETCFG_TXN_TOKEN", "from-env")
+    assert _run(["--config", str(config), "commit"], capsys)[0] == 0
+    assert b"\r\nX-Netcfg-Txn-Token: from-env\r\n" in srv.requests[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--help"],
+        ["status", "-h"],
+        ["--version"],
+        ["history"],
+        ["status", "--force"],
+        ["status", "extra"],
+        ["commit", "--id"],
+        ["commit", "--id", "--force"],
+        ["commit", "--id="],
+        ["--socket"],
+        ["--socket", "/s", "--socket", "/t", "status"],
+        ["--json", "--json", "status"],
+        ["--token", "t", "commit"],
+        ["commit", "--socket", "/s"],
+        ["rollback", "--force", "--force"],
+        ["--", "status"],
+        ["stat"],
+    ],
+)
+def test_every_other_form_is_left_to_click(args: list[str]) -> None:
+    assert fastpath._parse(args) is None
+    assert fastpath.run(args, Output(False)) is False
+
+
+def test_the_fast_path_does_not_import_click_or_ssl() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from netcfg_txn.cli.main import run\n"
+        "try: run(['--socket', '/nonexistent/sock', 'commit'])\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in ('click', 'ssl', 'http.client', 'email') if m in sys.modules))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
