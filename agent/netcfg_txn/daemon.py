@@ -49,6 +49,7 @@ from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import PeerCache
 from netcfg_txn.store import lastgood
 from netcfg_txn.store.fdreserve import FdReserve
+from netcfg_txn.store.watch import Watcher
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
@@ -87,6 +88,8 @@ class Daemon:
         self.listener: RemoteListener | None = None
         # True while file watching covers every managed directory; else status always rescans.
         self.watching: Callable[[], bool] = lambda: False
+        # Paused around the engine's own writes to the managed files (set when watching).
+        self.watcher: Watcher | None = None
         self._views: dict[str, asyncio.Future[Any]] = {}
 
     # ---------------------------------------------------------------------- serialization
@@ -105,6 +108,8 @@ class Daemon:
         return await asyncio.shield(self._holding_lock(fn, *args, **kwargs))
 
     async def _holding_lock(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.watcher is not None:
+            self.watcher.pause()
         try:
             await asyncio.to_thread(self.engine.expire)  # rollback wins ties
             return await asyncio.to_thread(fn, *args, **kwargs)
@@ -116,6 +121,8 @@ class Daemon:
                 hint="free space on it or fix the disk, then retry",
             ) from None
         finally:
+            if self.watcher is not None:
+                self.watcher.resume()
             self._gen += 1
             self.lock.release()
             self.rearm()
@@ -198,6 +205,8 @@ class Daemon:
             if self.listener is not None:
                 self.listener.pause()
             self.fd_reserve.release()
+            if self.watcher is not None:
+                self.watcher.pause()
             try:
                 done = await asyncio.to_thread(self._deadline_step)
             except Exception as e:
@@ -207,6 +216,8 @@ class Daemon:
                 self.fd_reserve.take()
                 if self.listener is not None:
                     self.listener.resume()
+                if self.watcher is not None:
+                    self.watcher.resume()
                 self._gen += 1
         if done is None:
             self._schedule_retry()
@@ -571,8 +582,6 @@ async def serve(args: argparse.Namespace) -> int:
         )
         loop.create_task(_stop_when_idle(daemon))
 
-    from netcfg_txn.store.watch import Watcher
-
     watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
     try:
         watcher.start()
@@ -580,6 +589,8 @@ async def serve(args: argparse.Namespace) -> int:
         sd.optional_failed(
             log, "file watcher", f"cannot watch managed directories: {e}; status will rescan"
         )
+    else:
+        daemon.watcher = watcher
     daemon.watching = watcher.complete
     if daemon.listener is not None:
         await daemon.listener.start()  # never raises: TLS problems switch it off, binds retry

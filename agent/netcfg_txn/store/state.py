@@ -35,7 +35,7 @@ from netcfg_txn.core.model import (
     txn_from_json,
     txn_to_json,
 )
-from netcfg_txn.store import fsutil
+from netcfg_txn.store import blobrefs, fsutil
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ class Store:
         self.rejected_path = state_dir / "rejected.json"
         self.lock_path = state_dir / "daemon.lock"
         self.statcache_path = state_dir / "statcache.json"
+        self._refs = blobrefs.HistoryRefs()
 
     def ensure(self) -> None:
         for d in (self.dir, self.blobs, self.snapshots, self.history_dir):
@@ -279,12 +280,15 @@ class Store:
         if any(p.stem.split("-", 1)[1] == txn.id for p in files):
             return
         seq = int(files[-1].stem.split("-", 1)[0]) + 1 if files else 1
-        fsutil.write_json(
-            self.history_dir / f"{seq:06d}-{txn.id}.json", {"txn": txn_to_json(txn), **doc}
-        )
+        path = self.history_dir / f"{seq:06d}-{txn.id}.json"
+        fsutil.write_json(path, {"txn": txn_to_json(txn), **doc})
         for old in files[: max(0, len(files) + 1 - keep)]:
             old.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                blobrefs.sidecar(old).unlink()
         fsutil.fsync_dir(self.history_dir)
+        with contextlib.suppress(KeyError, TypeError):
+            blobrefs.write_sidecar(path, blobrefs.entry_digests(doc))
 
     def history(self, limit: int | None = None) -> Iterator[HistoryEntry]:
         """Newest first. Unreadable entries are skipped (and logged), never fatal."""
@@ -297,9 +301,15 @@ class Store:
                 log.warning("skipping unreadable history entry %s: %s", p, e)
 
     def find_history(self, txn_id: str) -> HistoryEntry | None:
-        for e in self.history():
-            if e.txn.id == txn_id:
-                return e
+        """The entry's name holds its id: only that one file is read."""
+        for p in reversed(self._history_files()):
+            if p.stem.split("-", 1)[-1] != txn_id:
+                continue
+            try:
+                doc = fsutil.read_json(p)
+                return HistoryEntry(int(p.stem.split("-", 1)[0]), txn_from_json(doc["txn"]), doc)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning("skipping unreadable history entry %s: %s", p, e)
         return None
 
     # ---------------------------------------------------------------------------- rejected
@@ -323,28 +333,37 @@ class Store:
     # ---------------------------------------------------------------------------------- gc
 
     def gc_blobs(self, extra_live: frozenset[str] = frozenset()) -> int:
-        """Delete blobs no snapshot, baseline or history entry refers to."""
+        """Delete blobs no snapshot, baseline or history entry refers to.
+
+        The history's references come from ``blobrefs`` (one sidecar per entry, cached), so a
+        full history costs a directory listing here, not a re-read of every manifest."""
         live = set(extra_live)
-        with contextlib.suppress(FileNotFoundError, Corrupt):
-            live |= self._manifest(self.baseline_path).digests()  # 'diff' of pending edits
+        manifests = [self.baseline_path]  # the baseline: 'diff' of pending edits
         for tid in self.complete_snapshots():
-            for name in ("manifest", "discarded"):
-                with contextlib.suppress(FileNotFoundError, Corrupt):
-                    live |= self._manifest(self.snapshots / tid / f"{name}.json").digests()
-        for p in self._history_files():
+            manifests += [self.snapshots / tid / f"{n}.json" for n in ("manifest", "discarded")]
+        for path in manifests:
             try:
-                doc = fsutil.read_json(p)
-            except (OSError, ValueError):
-                return 0  # never delete what an unreadable entry might still need
-            for key in ("snapshot", "discarded"):
-                if isinstance(doc.get(key), dict):
-                    with contextlib.suppress(KeyError, ValueError, TypeError):
-                        live |= manifest_from_json(doc[key]).digests()
+                live |= blobrefs.manifest_digests(fsutil.read_json(path))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError):
+                if path != self.baseline_path:  # a corrupt baseline is ignored everywhere
+                    return 0  # never delete what an unreadable snapshot might still need
+        refs = self._refs.live(self._history_files())
+        if refs is None:
+            return 0  # never delete what an unreadable entry might still need
+        live |= refs
         removed = 0
-        for p in self.blobs.iterdir():
-            if not p.name.startswith(".") and p.name not in live:
-                p.unlink()
+        for name in os.listdir(self.blobs):
+            if name.startswith("."):
+                continue
+            if name not in live:
+                os.unlink(self.blobs / name)
                 removed += 1
         if removed:
             fsutil.fsync_dir(self.blobs)
+        for name in os.listdir(self.history_dir):  # sidecars of entries deleted by hand
+            if blobrefs.is_sidecar(name) and not (self.history_dir / f"{name[1:-5]}.json").exists():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.history_dir / name)
         return removed
