@@ -44,6 +44,7 @@ class BlobSink(Protocol):
 
     def __call__(self, digest: str, data: bytes) -> None: ...
     def spool(self) -> BlobSpool: ...
+    def has(self, digest: str) -> bool: ...
 
 
 BlobSource = Callable[[str], BinaryIO]  # opens a blob for streaming
@@ -123,15 +124,17 @@ def list_managed(
 
 
 class StatCache:
-    """Digests of files whose (dev, inode, size, mtime, ctime) did not change since they were
-    hashed: git's index trick, so a second snapshot of an unchanged set reads no file contents.
+    """Digest and xattrs of files whose (dev, inode, size, mtime, ctime) did not change since they
+    were read: git's index trick, so a second snapshot of an unchanged set reads no file contents.
 
-    ctime cannot be set from user space, so any write or chmod invalidates an entry. Entries
+    ctime cannot be set from user space, so any write, chmod or xattr change invalidates an entry
+    (and a file replaced by another, even with the same times, has another inode). Entries
     younger than ``RACY_S`` are not trusted (a write in the same clock tick as the hash).
     The cache is a hint: losing it only costs a rehash, so it is written without fsync.
     """
 
     RACY_S = 2.0
+    VERSION = 2
 
     def __init__(self, entries: dict[str, list[Any]] | None = None) -> None:
         self.entries: dict[str, list[Any]] = entries or {}
@@ -141,24 +144,33 @@ class StatCache:
     def _key(st: os.stat_result) -> list[Any]:
         return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
-    def lookup(self, path: PurePosixPath, st: os.stat_result) -> str | None:
+    def lookup(
+        self, path: PurePosixPath, st: os.stat_result
+    ) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+        """(digest, xattrs) if the file is provably the one that was read."""
         e = self.entries.get(str(path))
-        if e is None or len(e) != 6 or e[:5] != self._key(st):
+        if e is None or len(e) != 7 or e[:5] != self._key(st) or not isinstance(e[6], dict):
             return None
-        return str(e[5])
+        return str(e[5]), tuple(sorted((str(k), str(v)) for k, v in e[6].items()))
 
-    def record(self, path: PurePosixPath, st: os.stat_result, digest: str) -> None:
+    def record(
+        self,
+        path: PurePosixPath,
+        st: os.stat_result,
+        digest: str,
+        xattrs: tuple[tuple[str, str], ...],
+    ) -> None:
         if time.time() - st.st_ctime_ns / 1e9 < self.RACY_S:
             self.entries.pop(str(path), None)
             return
-        self.entries[str(path)] = [*self._key(st), digest]
+        self.entries[str(path)] = [*self._key(st), digest, dict(xattrs)]
         self.dirty = True
 
     @classmethod
     def load(cls, path: Path) -> StatCache:
         try:
             doc = json.loads(path.read_bytes())
-            if isinstance(doc, dict) and doc.get("version") == 1:
+            if isinstance(doc, dict) and doc.get("version") == cls.VERSION:
                 entries = doc.get("entries")
                 if isinstance(entries, dict):
                     return cls(entries)
@@ -171,7 +183,7 @@ class StatCache:
             return
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            tmp.write_text(json.dumps({"version": 1, "entries": self.entries}))
+            tmp.write_text(json.dumps({"version": self.VERSION, "entries": self.entries}))
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -291,8 +303,8 @@ def stat_one(
             return unarchived(f"not archived: {why}")
         raise TooLarge(f"{path}: {why}", hint="raise [files] max_file_size or exclude the file")
     known = cache.lookup(path, st) if cache is not None else None
-    if known is not None and (sink is None or (have_blob is not None and have_blob(known))):
-        digest, size = known, st.st_size
+    if known is not None and (sink is None or sink.has(known[0])):
+        (digest, xattrs), size = known, st.st_size
     else:
         try:
             digest, size = _hash(real, limits.max_file_bytes, sink)
@@ -315,14 +327,14 @@ def stat_one(
                 raise TooLarge(f"{path}: {why}") from None
             hint = "try again" if "changed" in why else None
             raise ConfigError(f"{path}: {why}", hint=hint) from None
+        try:
+            xattrs = fsutil.get_xattrs(real)
+        except OSError as e:
+            if tolerant:
+                return unarchived(f"not archived: cannot read xattrs: {e.strerror or e}")
+            raise ConfigError(f"{path}: cannot read xattrs: {e.strerror or e}") from None
         if cache is not None and size == st.st_size:
-            cache.record(path, st, digest)
-    try:
-        xattrs = fsutil.get_xattrs(real)
-    except OSError as e:
-        if tolerant:
-            return unarchived(f"not archived: cannot read xattrs: {e.strerror or e}")
-        raise ConfigError(f"{path}: cannot read xattrs: {e.strerror or e}") from None
+            cache.record(path, st, digest, xattrs)
     return FileState(
         path=path,
         kind="file",
@@ -480,11 +492,12 @@ def _prepare(dirs: _Dirs, f: FileState, blob: BlobSource) -> _Pending:
         os.chown(tmp, f.uid, f.gid, dir_fd=pfd, follow_symlinks=False)
         return _Pending(f, pfd, tmp, action)
     tmp = f".{name}{TEMP_SUFFIX}"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp, dir_fd=pfd)  # left by a restore that crashed: this run replaces it
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd
-    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600, dir_fd=pfd)
+    except FileExistsError:  # left by a restore that crashed: this run replaces it
+        os.unlink(tmp, dir_fd=pfd)
+        fd = os.open(tmp, flags, 0o600, dir_fd=pfd)
     try:
         h = hashlib.sha256()
         with blob(f.sha256) as src:

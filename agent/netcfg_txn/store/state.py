@@ -63,7 +63,7 @@ class BlobSpool:
         """Name it ``digest`` at commit (or drop it: that blob is already there)."""
         self._close()
         w = self._writer
-        if digest in w._temps or (w._dir / digest).exists():
+        if w.has(digest):
             w.reused += digest not in w._temps
             self._tmp.unlink()
             return
@@ -85,21 +85,43 @@ class BlobSpool:
 class BlobWriter:
     """Collects new blobs as temp files; ``commit`` makes them durable with one syncfs, then names
     them. A blob name therefore always holds complete bytes, even after a power cut. Small files
-    come whole (``__call__``); bigger ones are streamed through a ``spool``."""
+    come whole (``__call__``); bigger ones are streamed through a ``spool``. The blob directory is
+    listed once (callers hold the state lock: nothing else adds or removes blobs meanwhile)."""
 
     def __init__(self, blobs: Path) -> None:
         self._dir = blobs
         self._temps: dict[str, Path] = {}
         self.bytes_written = 0
         self.reused = 0
+        try:
+            self._have = frozenset(os.listdir(blobs))
+        except FileNotFoundError:
+            self._have = frozenset()
+
+    def has(self, digest: str) -> bool:
+        return digest in self._have or digest in self._temps
 
     def __call__(self, digest: str, data: bytes) -> None:
         if digest in self._temps:
             return
-        if (self._dir / digest).exists():
+        if digest in self._have:
             self.reused += 1
             return
-        self._temps[digest] = fsutil.write_temp(self._dir, digest, data, mode=0o600, fsync=False)
+        tmp = self._dir / f".{digest}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileExistsError:  # left by a run that crashed: replaced
+            os.unlink(tmp)
+            fd = os.open(tmp, flags, 0o600)
+        try:
+            fsutil.write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        self._temps[digest] = tmp
         self.bytes_written += len(data)
 
     def spool(self) -> BlobSpool:
@@ -151,14 +173,15 @@ class Store:
     def blob_writer(self) -> BlobWriter:
         return BlobWriter(self.blobs)
 
-    def _blob_path(self, digest: str) -> Path:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+    def _blob_path(self, digest: str) -> str:
+        if len(digest) != 64 or digest.strip("0123456789abcdef"):
             raise ValueError(f"not a blob name: {digest!r}")
-        return self.blobs / digest
+        return f"{self.blobs}/{digest}"
 
     def blob(self, digest: str) -> bytes:
         """A whole blob; only for files within the per-file limit (diffs, interface planning)."""
-        return self._blob_path(digest).read_bytes()
+        with open(self._blob_path(digest), "rb") as f:
+            return f.read()
 
     def open_blob(self, digest: str) -> BinaryIO:
         """A blob to stream (restores never hold a file whole in memory)."""
