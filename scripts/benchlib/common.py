@@ -88,7 +88,7 @@ def render(rows: Sequence[Row]) -> str:
     for r in rows:
         base = f"{fmt(r.baseline, r.unit)} {r.baseline_name}".strip() if r.baseline_name else "-"
         ratio = f"{r.ratio:.2f}×" if r.ratio is not None and r.unit not in ("pkts",) else "-"
-        met = {True: "yes", False: "**no**", None: "-"}[r.met]
+        met = {True: "PASS", False: "**MISS**", None: "-"}[r.met]
         name = r.name + (f" ({r.variant})" if r.variant else "")
         if r.note:
             notes.append(r.note)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Which blobs the state directory still needs, without re-reading every history entry.
 
-Each history entry gets a sidecar ``history/.<entry>.refs`` listing the blobs it refers to, made
+Each history entry gets a sidecar ``history/<entry>.refs`` listing the blobs it refers to, made
 when the entry is written. The sidecar is a hint, never the record: it names the inode, size and
 mtime of its entry and how many digests follow, so a stale, truncated or missing one (a crash
 right after the entry was written: sidecars are not fsynced) is noticed and rebuilt from the
@@ -47,11 +47,11 @@ def _sig(st: os.stat_result) -> Sig:
 
 
 def sidecar(entry: Path) -> Path:
-    return entry.with_name(f".{entry.stem}.refs")
+    return entry.with_suffix(".refs")
 
 
 def is_sidecar(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".refs")
+    return name.endswith(".refs") and not name.startswith(".")
 
 
 def write_sidecar(entry: Path, digests: Iterable[str]) -> None:
@@ -60,7 +60,7 @@ def write_sidecar(entry: Path, digests: Iterable[str]) -> None:
     st = os.stat(entry)
     head = f"v1 {st.st_ino} {st.st_size} {st.st_mtime_ns} {len(ds)}\n"
     path = sidecar(entry)
-    tmp = path.with_name(path.name + ".tmp")  # swept by discard_partials (.*.tmp) if left
+    tmp = path.with_name(f".{path.name}.tmp")  # swept by discard_partials (.*.tmp) if left
     try:
         with open(tmp, "w") as f:
             f.write(head + "".join(d + "\n" for d in ds))

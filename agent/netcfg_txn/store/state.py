@@ -11,6 +11,7 @@ Layout::
     txn.json               the open (or finishing) transaction: the commit point of every phase
     baseline.json          the managed files at the last commit/rollback (pending-edit check)
     history/<seq>-<id>.json  finished transactions with their archived manifests
+    history/<seq>-<id>.refs  the blobs that entry refers to (a rebuildable hint, see blobrefs)
     rejected.json          fingerprints of file sets rolled back by timeout/health/boot
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -197,9 +199,11 @@ class Store:
         partial = self.snapshots / f".{txn_id}.partial"
         fsutil.remove_tree(partial)
         partial.mkdir(mode=0o700)
-        fsutil.write_json(partial / "manifest.json", manifest_to_json(manifest))
-        for name, doc in extra.items():
-            fsutil.write_json(partial / f"{name}.json", doc)
+        # Each file fsynced, their names by the one fsync of the directory before the rename.
+        docs = {"manifest": manifest_to_json(manifest), **extra}
+        for name, doc in docs.items():
+            data = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+            os.replace(fsutil.write_temp(partial, name, data, mode=0o600), partial / f"{name}.json")
         fsutil.fsync_dir(partial)
         os.rename(partial, self.snapshots / txn_id)
         fsutil.fsync_dir(self.snapshots)
@@ -226,8 +230,9 @@ class Store:
         )
 
     def drop_snapshot(self, txn_id: TxnId) -> None:
+        """Not fsynced: a snapshot that comes back after a power cut has no record (the record
+        goes after it, durably) and recovery drops it again."""
         fsutil.remove_tree(self.snapshots / txn_id)
-        fsutil.fsync_dir(self.snapshots)
 
     def discard_partials(self) -> list[str]:
         gone = []
@@ -305,11 +310,12 @@ class Store:
         seq = int(files[-1].stem.split("-", 1)[0]) + 1 if files else 1
         path = self.history_dir / f"{seq:06d}-{txn.id}.json"
         fsutil.write_json(path, {"txn": txn_to_json(txn), **doc})
+        # Rotated out without an fsync: an entry that comes back after a power cut only makes
+        # the history one longer until the next one is added.
         for old in files[: max(0, len(files) + 1 - keep)]:
             old.unlink()
             with contextlib.suppress(FileNotFoundError):
                 blobrefs.sidecar(old).unlink()
-        fsutil.fsync_dir(self.history_dir)
         with contextlib.suppress(KeyError, TypeError):
             blobrefs.write_sidecar(path, blobrefs.entry_digests(doc))
 
@@ -376,17 +382,15 @@ class Store:
         if refs is None:
             return 0  # never delete what an unreadable entry might still need
         live |= refs
-        removed = 0
+        removed = 0  # not fsynced: garbage that comes back after a power cut goes next time
         for name in os.listdir(self.blobs):
             if name.startswith("."):
                 continue
             if name not in live:
                 os.unlink(self.blobs / name)
                 removed += 1
-        if removed:
-            fsutil.fsync_dir(self.blobs)
         for name in os.listdir(self.history_dir):  # sidecars of entries deleted by hand
-            if blobrefs.is_sidecar(name) and not (self.history_dir / f"{name[1:-5]}.json").exists():
+            if blobrefs.is_sidecar(name) and not (self.history_dir / f"{name[:-5]}.json").exists():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.history_dir / name)
         return removed
