@@ -150,7 +150,7 @@ def write_config(path: Path, include: Sequence[str], extra: str = "") -> Path:
         "[files]\npresets = []\n"
         f"include = [{globs}]\n"
         'max_total_size = "2GiB"\n'
-        '[timer]\ndefault = "1h"\n'
+        '[timer]\ndefault = "1h"\nmin = "1s"\n'
         '[apply]\nbackend = "none"\n' + extra
     )
     return path
