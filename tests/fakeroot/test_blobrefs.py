@@ -52,7 +52,7 @@ def test_gc_keeps_exactly_the_referenced_blobs(make_env: Callable[..., Env]) -> 
     assert len(list(env.engine.store.history_dir.glob("*.refs"))) == 3
 
 
-def test_a_missing_or_torn_sidecar_is_rebuilt_from_its_entry(
+def test_a_missing_or_torn_sidecar_falls_back_to_its_entry(
     make_env: Callable[..., Env], tmp_path: Path
 ) -> None:
     env = make_env("[state]\nhistory = 5\n")
@@ -72,7 +72,6 @@ def test_a_missing_or_torn_sidecar_is_rebuilt_from_its_entry(
     fresh = Store(env.engine.store.dir)  # a restarted daemon: nothing cached in memory
     assert fresh.gc_blobs() == 0
     assert _blobs(env) == before == _referenced(env)
-    assert all(blobrefs.sidecar(p).exists() for p in entries)
 
 
 def test_an_unreadable_entry_stops_gc(make_env: Callable[..., Env]) -> None:

@@ -4,8 +4,8 @@
 Each history entry gets a sidecar ``history/<entry>.refs`` listing the blobs it refers to, made
 when the entry is written. The sidecar is a hint, never the record: it names the inode, size and
 mtime of its entry and how many digests follow, so a stale, truncated or missing one (a crash
-right after the entry was written: sidecars are not fsynced) is noticed and rebuilt from the
-entry itself. The daemon also keeps every sidecar it read in memory, keyed the same way, so a
+right after the entry was written: sidecars are not fsynced) is noticed and the entry itself is
+read instead (gc writes nothing but unlinks: the crash tier counts every rename). The daemon also keeps every sidecar it read in memory, keyed the same way, so a
 steady-state finalize lists the history directory and reads nothing else.
 
 Digests are pulled from the raw JSON (``files[].sha256``): building the typed manifests would
@@ -110,7 +110,6 @@ class HistoryRefs:
                             digests = frozenset(entry_digests(json.loads(f.read())))
                     except (OSError, ValueError, KeyError, TypeError):
                         return None
-                    write_sidecar(p, digests)
                 got = self._mem[p.name] = (sig, digests)
             out |= got[1]
         for gone in set(self._mem) - seen:
