@@ -5,8 +5,9 @@ Each history entry gets a sidecar ``history/<entry>.refs`` listing the blobs it 
 when the entry is written. The sidecar is a hint, never the record: it names the inode, size and
 mtime of its entry and how many digests follow, so a stale, truncated or missing one (a crash
 right after the entry was written: sidecars are not fsynced) is noticed and the entry itself is
-read instead (gc writes nothing but unlinks: the crash tier counts every rename). The daemon also keeps every sidecar it read in memory, keyed the same way, so a
-steady-state finalize lists the history directory and reads nothing else.
+read instead (gc writes nothing but unlinks: the crash tier counts every rename). The
+daemon keeps what it read in memory, keyed the same way, so a steady-state finalize lists the
+history directory and reads nothing else.
 
 Digests are pulled from the raw JSON (``files[].sha256``): building the typed manifests would
 cost a PurePosixPath per file for nothing.
