@@ -88,7 +88,7 @@ def render(rows: Sequence[Row]) -> str:
     for r in rows:
         base = f"{fmt(r.baseline, r.unit)} {r.baseline_name}".strip() if r.baseline_name else "-"
         ratio = f"{r.ratio:.2f}×" if r.ratio is not None and r.unit not in ("pkts",) else "-"
-        met = {True: "yes", False: "**no**", None: "-"}[r.met]
+        met = {True: "PASS", False: "**MISS**", None: "-"}[r.met]
         name = r.name + (f" ({r.variant})" if r.variant else "")
         if r.note:
             notes.append(r.note)
@@ -150,7 +150,7 @@ def write_config(path: Path, include: Sequence[str], extra: str = "") -> Path:
         "[files]\npresets = []\n"
         f"include = [{globs}]\n"
         'max_total_size = "2GiB"\n'
-        '[timer]\ndefault = "1h"\n'
+        '[timer]\ndefault = "1h"\nmin = "1s"\n'
         '[apply]\nbackend = "none"\n' + extra
     )
     return path

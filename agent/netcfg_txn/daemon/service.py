@@ -38,6 +38,7 @@ from netcfg_txn.host import sd
 from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import PeerCache
 from netcfg_txn.store.fdreserve import FdReserve
+from netcfg_txn.store.watch import Watcher
 
 log = logging.getLogger("netcfg_txn.daemon")
 T = TypeVar("T")
@@ -71,6 +72,8 @@ class Daemon:
         )
         # True while file watching covers every managed directory; else status always rescans.
         self.watching: Callable[[], bool] = lambda: False
+        # Paused around the engine's own writes to the managed files (set when watching).
+        self.watcher: Watcher | None = None
         self._views: dict[str, asyncio.Future[Any]] = {}
 
     # ---------------------------------------------------------------------- serialization
@@ -89,6 +92,8 @@ class Daemon:
         return await asyncio.shield(self._holding_lock(fn, *args, **kwargs))
 
     async def _holding_lock(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.watcher is not None:
+            self.watcher.pause()
         try:
             await asyncio.to_thread(self.engine.expire)  # rollback wins ties
             return await asyncio.to_thread(fn, *args, **kwargs)
@@ -100,6 +105,8 @@ class Daemon:
                 hint="free space on it or fix the disk, then retry",
             ) from None
         finally:
+            if self.watcher is not None:
+                self.watcher.resume()
             self._gen += 1
             self.lock.release()
             self.rearm()
@@ -112,17 +119,21 @@ class Daemon:
 
     @contextlib.contextmanager
     def _rollback_room(self) -> Iterator[None]:
-        """While the deadline's rollback runs: the fd reserve is free for its first opens and no
-        remote connection is accepted that could take it meanwhile."""
+        """While the deadline's rollback runs: the fd reserve is free for its first opens, no
+        remote connection is accepted that could take it meanwhile, the watcher skips our writes."""
         if self.listener is not None:
             self.listener.pause()
         self.fd_reserve.release()
+        if self.watcher is not None:
+            self.watcher.pause()
         try:
             yield
         finally:
             self.fd_reserve.take()
             if self.listener is not None:
                 self.listener.resume()
+            if self.watcher is not None:
+                self.watcher.resume()
             self._gen += 1
 
     def _rearmed(self, t: Txn | None) -> None:

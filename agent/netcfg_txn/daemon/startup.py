@@ -29,6 +29,7 @@ from netcfg_txn.remote.auth import limiter_for, make_remote_auth
 from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import PeerCache
 from netcfg_txn.store import lastgood
+from netcfg_txn.store.watch import Watcher
 
 log = logging.getLogger("netcfg_txn.daemon")
 
@@ -131,8 +132,6 @@ async def serve(args: argparse.Namespace) -> int:
         )
         loop.create_task(_stop_when_idle(daemon))
 
-    from netcfg_txn.store.watch import Watcher
-
     watcher = Watcher(root, cfg.fileset, loop, daemon.touched)
     try:
         watcher.start()
@@ -140,6 +139,8 @@ async def serve(args: argparse.Namespace) -> int:
         sd.optional_failed(
             log, "file watcher", f"cannot watch managed directories: {e}; status will rescan"
         )
+    else:
+        daemon.watcher = watcher
     daemon.watching = watcher.complete
     if daemon.listener is not None:
         await daemon.listener.start()  # never raises: TLS problems switch it off, binds retry

@@ -1,34 +1,34 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Reading and restoring the managed files under ``root``: the filesystem door for /etc.
+"""Reading the managed files under ``root``: the filesystem door for /etc (restores: ``restore``,
+re-exported here; the stat cache: ``statcache``).
 
-Nothing here follows a symlink at or above a managed path (safety rule 4): restores act through
-directory fds (``fsutil.open_dir``) with ``openat``/``renameat``/``unlinkat``, never by path, and
-refuse directories another user could write in. Restores are batched: all temp files are written,
-one ``syncfs`` per filesystem makes them durable, then each is renamed into place and every touched
-directory is fsynced — the same guarantee as an fsync per file, at a fraction of the cost for large
-sets. File contents move in bounded chunks both ways: no file is ever held whole in memory.
+Nothing here follows a symlink at or above a managed path: reads open with ``O_NOFOLLOW`` and
+listings never descend through a symlinked directory. File contents move in bounded chunks: no
+file is ever held whole in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import errno
 import hashlib
-import json
 import logging
 import os
 import stat
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol
+from typing import Protocol
 
-from netcfg_txn.core.errors import ConfigError, Failed, NotPermitted, TooLarge
+from netcfg_txn.core.errors import ConfigError, Failed, TooLarge
 from netcfg_txn.core.fileset import FileSet, Limits, is_wild, segment_matches
-from netcfg_txn.core.model import FileState, Manifest, Skipped, StepResult
+from netcfg_txn.core.model import FileState, Manifest, Skipped
 from netcfg_txn.store import fsutil
+from netcfg_txn.store.restore import LINK_SUFFIX as LINK_SUFFIX
+from netcfg_txn.store.restore import TEMP_SUFFIX as TEMP_SUFFIX
+from netcfg_txn.store.restore import BlobSource as BlobSource
+from netcfg_txn.store.restore import restore as restore
+from netcfg_txn.store.restore import sweep_temps as sweep_temps
+from netcfg_txn.store.restore import sync_barrier
+from netcfg_txn.store.statcache import StatCache as StatCache
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,7 @@ class BlobSink(Protocol):
 
     def __call__(self, digest: str, data: bytes) -> None: ...
     def spool(self) -> BlobSpool: ...
-
-
-BlobSource = Callable[[str], BinaryIO]  # opens a blob for streaming
+    def has(self, digest: str) -> bool: ...
 
 
 def _candidates(
@@ -120,64 +118,6 @@ def list_managed(
                     pass  # kept: reading it names the error (or, tolerant, records it)
             found.add(p)
     return sorted(found), skipped
-
-
-class StatCache:
-    """Digests of files whose (dev, inode, size, mtime, ctime) did not change since they were
-    hashed: git's index trick, so a second snapshot of an unchanged set reads no file contents.
-
-    ctime cannot be set from user space, so any write or chmod invalidates an entry. Entries
-    younger than ``RACY_S`` are not trusted (a write in the same clock tick as the hash).
-    The cache is a hint: losing it only costs a rehash, so it is written without fsync.
-    """
-
-    RACY_S = 2.0
-
-    def __init__(self, entries: dict[str, list[Any]] | None = None) -> None:
-        self.entries: dict[str, list[Any]] = entries or {}
-        self.dirty = False
-
-    @staticmethod
-    def _key(st: os.stat_result) -> list[Any]:
-        return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-    def lookup(self, path: PurePosixPath, st: os.stat_result) -> str | None:
-        e = self.entries.get(str(path))
-        if e is None or len(e) != 6 or e[:5] != self._key(st):
-            return None
-        return str(e[5])
-
-    def record(self, path: PurePosixPath, st: os.stat_result, digest: str) -> None:
-        if time.time() - st.st_ctime_ns / 1e9 < self.RACY_S:
-            self.entries.pop(str(path), None)
-            return
-        self.entries[str(path)] = [*self._key(st), digest]
-        self.dirty = True
-
-    @classmethod
-    def load(cls, path: Path) -> StatCache:
-        try:
-            doc = json.loads(path.read_bytes())
-            if isinstance(doc, dict) and doc.get("version") == 1:
-                entries = doc.get("entries")
-                if isinstance(entries, dict):
-                    return cls(entries)
-        except (OSError, ValueError):
-            pass
-        return cls()
-
-    def save(self, path: Path) -> None:
-        if not self.dirty:
-            return
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_text(json.dumps({"version": 1, "entries": self.entries}))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        self.dirty = False
 
 
 class _SinkFailed(Exception):
@@ -291,8 +231,8 @@ def stat_one(
             return unarchived(f"not archived: {why}")
         raise TooLarge(f"{path}: {why}", hint="raise [files] max_file_size or exclude the file")
     known = cache.lookup(path, st) if cache is not None else None
-    if known is not None and (sink is None or (have_blob is not None and have_blob(known))):
-        digest, size = known, st.st_size
+    if known is not None and (sink is None or sink.has(known[0])):
+        (digest, xattrs), size = known, st.st_size
     else:
         try:
             digest, size = _hash(real, limits.max_file_bytes, sink)
@@ -315,14 +255,14 @@ def stat_one(
                 raise TooLarge(f"{path}: {why}") from None
             hint = "try again" if "changed" in why else None
             raise ConfigError(f"{path}: {why}", hint=hint) from None
+        try:
+            xattrs = fsutil.get_xattrs(real)
+        except OSError as e:
+            if tolerant:
+                return unarchived(f"not archived: cannot read xattrs: {e.strerror or e}")
+            raise ConfigError(f"{path}: cannot read xattrs: {e.strerror or e}") from None
         if cache is not None and size == st.st_size:
-            cache.record(path, st, digest)
-    try:
-        xattrs = fsutil.get_xattrs(real)
-    except OSError as e:
-        if tolerant:
-            return unarchived(f"not archived: cannot read xattrs: {e.strerror or e}")
-        raise ConfigError(f"{path}: cannot read xattrs: {e.strerror or e}") from None
+            cache.record(path, st, digest, xattrs)
     return FileState(
         path=path,
         kind="file",
@@ -418,7 +358,7 @@ def make_durable(root: Path, fileset: FileSet) -> None:
             real = real.parent
         dirs.append(real)
     try:
-        _sync_barrier(dirs)
+        sync_barrier(dirs)
     except OSError as e:  # a managed filesystem, not the state directory
         raise Failed(f"cannot flush the managed files to disk: {e.strerror or e}") from None
 
@@ -431,175 +371,3 @@ def read_current(root: Path, path: PurePosixPath, limit: int) -> bytes | None:
     except OSError as e:
         log.debug("%s: not read: %s", path, e)
         return None
-
-
-# ------------------------------------------------------------------------------------ restore
-
-
-class _Dirs:
-    """Open fds of the managed directories one restore touches (each opened once, safely)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.fds: dict[PurePosixPath, int] = {}
-
-    def get(self, d: PurePosixPath, *, create: bool = False) -> int:
-        fd = self.fds.get(d)
-        if fd is None:
-            fd = self.fds[d] = fsutil.open_dir(self.root, d, create=create)
-        return fd
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
-
-
-@dataclasses.dataclass
-class _Pending:
-    state: FileState
-    dir_fd: int
-    tmp: str
-    action: str
-
-
-def _prepare(dirs: _Dirs, f: FileState, blob: BlobSource) -> _Pending:
-    """Write the snapshot version under its fixed temp name beside the target, metadata set."""
-    pfd = dirs.get(f.path.parent, create=True)
-    name = f.path.name
-    action = "recreate"
-    with contextlib.suppress(FileNotFoundError):
-        os.stat(name, dir_fd=pfd, follow_symlinks=False)
-        action = "rewrite"
-    if f.kind == "symlink":
-        assert f.target is not None
-        tmp = f".{name}{LINK_SUFFIX}"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=pfd)
-        os.symlink(f.target, tmp, dir_fd=pfd)
-        os.chown(tmp, f.uid, f.gid, dir_fd=pfd, follow_symlinks=False)
-        return _Pending(f, pfd, tmp, action)
-    tmp = f".{name}{TEMP_SUFFIX}"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp, dir_fd=pfd)  # left by a restore that crashed: this run replaces it
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd
-    )
-    try:
-        h = hashlib.sha256()
-        with blob(f.sha256) as src:
-            while chunk := src.read(fsutil.CHUNK):
-                h.update(chunk)
-                fsutil.write_all(fd, chunk)
-        if h.hexdigest() != f.sha256:
-            raise OSError(errno.EIO, f"snapshot blob {f.sha256[:12]} is corrupt")
-        os.fchown(fd, f.uid, f.gid)  # before chmod: chown clears set-id bits
-        os.fchmod(fd, f.mode)
-        fsutil.set_xattrs(fd, f.xattrs)
-        os.utime(fd, ns=(f.mtime_ns, f.mtime_ns))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=pfd)
-        raise
-    finally:
-        os.close(fd)
-    return _Pending(f, pfd, tmp, action)
-
-
-# Fixed names (never matched by a glob: they start with a dot), so recovery can find and remove
-# the temp files of a restore that was killed half-way.
-TEMP_SUFFIX = ".nct-restore"
-LINK_SUFFIX = ".nct-link"
-
-
-def sweep_temps(root: Path, paths: Iterable[PurePosixPath]) -> list[str]:
-    """Remove restore temp files a crashed rollback left beside these managed paths."""
-    removed = []
-    for d in sorted({p.parent for p in paths}):
-        try:
-            fd = fsutil.open_dir(root, d)
-        except (OSError, NotPermitted):
-            continue  # missing or unsafe: the restore reports it for each of its files
-        try:
-            for n in os.listdir(fd):
-                if n.startswith(".") and (n.endswith(TEMP_SUFFIX) or n.endswith(LINK_SUFFIX)):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(n, dir_fd=fd)
-                        removed.append(str(d / n))
-        except OSError as e:  # the restore recreates each temp name anyway (O_EXCL after unlink)
-            log.warning("cannot sweep restore temp files in %s: %s", d, e)
-        finally:
-            os.close(fd)
-    return removed
-
-
-def _sync_barrier(dirs: Iterable[Path]) -> None:
-    seen: set[int] = set()
-    for d in dirs:
-        dev = os.stat(d).st_dev
-        if dev not in seen:
-            seen.add(dev)
-            fsutil.syncfs(d)
-
-
-def _why(e: Exception) -> str:
-    if isinstance(e, OSError):
-        return e.strerror or str(e)
-    return str(e)
-
-
-def restore(
-    root: Path,
-    write: Iterable[FileState],
-    delete: Iterable[PurePosixPath],
-    blob: BlobSource,
-) -> list[StepResult]:
-    """Converge the given paths; keep going past failures and report each one."""
-    results: list[StepResult] = []
-    pending: list[_Pending] = []
-    dirs = _Dirs(root)
-    try:
-        for f in write:
-            try:
-                pending.append(_prepare(dirs, f, blob))
-            except Exception as e:
-                results.append(StepResult("rewrite", str(f.path), False, _why(e)))
-        touched: dict[int, PurePosixPath] = {}
-        seen_dev: set[int] = set()
-        for p in pending:
-            dev = os.fstat(p.dir_fd).st_dev
-            if dev not in seen_dev:
-                seen_dev.add(dev)
-                try:
-                    fsutil.syncfs_fd(p.dir_fd)
-                except OSError as e:  # still restore (better than not), but say it loudly
-                    where = str(p.state.path.parent)
-                    results.append(StepResult("sync", where, False, _why(e)))
-        for p in pending:
-            name = p.state.path.name
-            try:
-                os.replace(p.tmp, name, src_dir_fd=p.dir_fd, dst_dir_fd=p.dir_fd)
-                touched[p.dir_fd] = p.state.path.parent
-                results.append(StepResult(p.action, str(p.state.path), True))
-            except Exception as e:
-                with contextlib.suppress(OSError):
-                    os.unlink(p.tmp, dir_fd=p.dir_fd)
-                results.append(StepResult(p.action, str(p.state.path), False, _why(e)))
-        for path in delete:
-            try:
-                fd = dirs.get(path.parent)
-                os.unlink(path.name, dir_fd=fd)
-                touched[fd] = path.parent
-                results.append(StepResult("delete", str(path), True))
-            except FileNotFoundError:
-                results.append(StepResult("delete", str(path), True))
-            except Exception as e:
-                results.append(StepResult("delete", str(path), False, _why(e)))
-        for fd, d in touched.items():
-            try:
-                os.fsync(fd)
-            except OSError as e:
-                results.append(StepResult("sync", str(d), False, _why(e)))
-    finally:
-        dirs.close()
-    return results

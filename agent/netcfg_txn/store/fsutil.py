@@ -178,10 +178,11 @@ def take_lock(path: Path) -> int:
 
 def under(root: Path, path: PurePosixPath) -> Path:
     """Where ``path`` of the managed system lives for this process. Rejects anything not normal."""
-    if not path.is_absolute() or any(p in ("..", ".") for p in path.parts[1:]):
+    s = str(path)  # pathlib already dropped "." and empty components; ".." it keeps
+    if not s.startswith("/") or "/../" in s + "/":
         raise NotPermitted(f"refusing a managed path that is not absolute and normal: {path}")
     r = str(root)
-    return Path(str(path) if r == "/" else r + str(path))
+    return Path(s if r == "/" else r + s)
 
 
 # Reads and hashes go in chunks of this size: a managed file is never held whole in memory.

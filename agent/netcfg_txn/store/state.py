@@ -11,6 +11,7 @@ Layout::
     txn.json               the open (or finishing) transaction: the commit point of every phase
     baseline.json          the managed files at the last commit/rollback (pending-edit check)
     history/<seq>-<id>.json  finished transactions with their archived manifests
+    history/<seq>-<id>.refs  the blobs that entry refers to (a rebuildable hint, see blobrefs)
     rejected.json          fingerprints of file sets rolled back by timeout/health/boot
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -35,7 +37,7 @@ from netcfg_txn.core.model import (
     txn_from_json,
     txn_to_json,
 )
-from netcfg_txn.store import fsutil
+from netcfg_txn.store import blobrefs, fsutil
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class BlobSpool:
         """Name it ``digest`` at commit (or drop it: that blob is already there)."""
         self._close()
         w = self._writer
-        if digest in w._temps or (w._dir / digest).exists():
+        if w.has(digest):
             w.reused += digest not in w._temps
             self._tmp.unlink()
             return
@@ -85,21 +87,43 @@ class BlobSpool:
 class BlobWriter:
     """Collects new blobs as temp files; ``commit`` makes them durable with one syncfs, then names
     them. A blob name therefore always holds complete bytes, even after a power cut. Small files
-    come whole (``__call__``); bigger ones are streamed through a ``spool``."""
+    come whole (``__call__``); bigger ones are streamed through a ``spool``. The blob directory is
+    listed once (callers hold the state lock: nothing else adds or removes blobs meanwhile)."""
 
     def __init__(self, blobs: Path) -> None:
         self._dir = blobs
         self._temps: dict[str, Path] = {}
         self.bytes_written = 0
         self.reused = 0
+        try:
+            self._have = frozenset(os.listdir(blobs))
+        except FileNotFoundError:
+            self._have = frozenset()
+
+    def has(self, digest: str) -> bool:
+        return digest in self._have or digest in self._temps
 
     def __call__(self, digest: str, data: bytes) -> None:
         if digest in self._temps:
             return
-        if (self._dir / digest).exists():
+        if digest in self._have:
             self.reused += 1
             return
-        self._temps[digest] = fsutil.write_temp(self._dir, digest, data, mode=0o600, fsync=False)
+        tmp = self._dir / f".{digest}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileExistsError:  # left by a run that crashed: replaced
+            os.unlink(tmp)
+            fd = os.open(tmp, flags, 0o600)
+        try:
+            fsutil.write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        self._temps[digest] = tmp
         self.bytes_written += len(data)
 
     def spool(self) -> BlobSpool:
@@ -139,6 +163,7 @@ class Store:
         self.rejected_path = state_dir / "rejected.json"
         self.lock_path = state_dir / "daemon.lock"
         self.statcache_path = state_dir / "statcache.json"
+        self._refs = blobrefs.HistoryRefs()
 
     def ensure(self) -> None:
         for d in (self.dir, self.blobs, self.snapshots, self.history_dir):
@@ -150,14 +175,15 @@ class Store:
     def blob_writer(self) -> BlobWriter:
         return BlobWriter(self.blobs)
 
-    def _blob_path(self, digest: str) -> Path:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+    def _blob_path(self, digest: str) -> str:
+        if len(digest) != 64 or digest.strip("0123456789abcdef"):
             raise ValueError(f"not a blob name: {digest!r}")
-        return self.blobs / digest
+        return f"{self.blobs}/{digest}"
 
     def blob(self, digest: str) -> bytes:
         """A whole blob; only for files within the per-file limit (diffs, interface planning)."""
-        return self._blob_path(digest).read_bytes()
+        with open(self._blob_path(digest), "rb") as f:
+            return f.read()
 
     def open_blob(self, digest: str) -> BinaryIO:
         """A blob to stream (restores never hold a file whole in memory)."""
@@ -173,9 +199,11 @@ class Store:
         partial = self.snapshots / f".{txn_id}.partial"
         fsutil.remove_tree(partial)
         partial.mkdir(mode=0o700)
-        fsutil.write_json(partial / "manifest.json", manifest_to_json(manifest))
-        for name, doc in extra.items():
-            fsutil.write_json(partial / f"{name}.json", doc)
+        # Each file fsynced, their names by the one fsync of the directory before the rename.
+        docs = {"manifest": manifest_to_json(manifest), **extra}
+        for name, doc in docs.items():
+            data = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+            os.replace(fsutil.write_temp(partial, name, data, mode=0o600), partial / f"{name}.json")
         fsutil.fsync_dir(partial)
         os.rename(partial, self.snapshots / txn_id)
         fsutil.fsync_dir(self.snapshots)
@@ -202,8 +230,9 @@ class Store:
         )
 
     def drop_snapshot(self, txn_id: TxnId) -> None:
+        """Not fsynced: a snapshot that comes back after a power cut has no record (the record
+        goes after it, durably) and recovery drops it again."""
         fsutil.remove_tree(self.snapshots / txn_id)
-        fsutil.fsync_dir(self.snapshots)
 
     def discard_partials(self) -> list[str]:
         gone = []
@@ -279,12 +308,16 @@ class Store:
         if any(p.stem.split("-", 1)[1] == txn.id for p in files):
             return
         seq = int(files[-1].stem.split("-", 1)[0]) + 1 if files else 1
-        fsutil.write_json(
-            self.history_dir / f"{seq:06d}-{txn.id}.json", {"txn": txn_to_json(txn), **doc}
-        )
+        path = self.history_dir / f"{seq:06d}-{txn.id}.json"
+        fsutil.write_json(path, {"txn": txn_to_json(txn), **doc})
+        # Rotated out without an fsync: an entry that comes back after a power cut only makes
+        # the history one longer until the next one is added.
         for old in files[: max(0, len(files) + 1 - keep)]:
             old.unlink()
-        fsutil.fsync_dir(self.history_dir)
+            with contextlib.suppress(FileNotFoundError):
+                blobrefs.sidecar(old).unlink()
+        with contextlib.suppress(KeyError, TypeError):
+            blobrefs.write_sidecar(path, blobrefs.entry_digests(doc))
 
     def history(self, limit: int | None = None) -> Iterator[HistoryEntry]:
         """Newest first. Unreadable entries are skipped (and logged), never fatal."""
@@ -297,9 +330,15 @@ class Store:
                 log.warning("skipping unreadable history entry %s: %s", p, e)
 
     def find_history(self, txn_id: str) -> HistoryEntry | None:
-        for e in self.history():
-            if e.txn.id == txn_id:
-                return e
+        """The entry's name holds its id: only that one file is read."""
+        for p in reversed(self._history_files()):
+            if p.stem.split("-", 1)[-1] != txn_id:
+                continue
+            try:
+                doc = fsutil.read_json(p)
+                return HistoryEntry(int(p.stem.split("-", 1)[0]), txn_from_json(doc["txn"]), doc)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning("skipping unreadable history entry %s: %s", p, e)
         return None
 
     # ---------------------------------------------------------------------------- rejected
@@ -323,28 +362,35 @@ class Store:
     # ---------------------------------------------------------------------------------- gc
 
     def gc_blobs(self, extra_live: frozenset[str] = frozenset()) -> int:
-        """Delete blobs no snapshot, baseline or history entry refers to."""
+        """Delete blobs no snapshot, baseline or history entry refers to.
+
+        The history's references come from ``blobrefs`` (one sidecar per entry, cached), so a
+        full history costs a directory listing here, not a re-read of every manifest."""
         live = set(extra_live)
-        with contextlib.suppress(FileNotFoundError, Corrupt):
-            live |= self._manifest(self.baseline_path).digests()  # 'diff' of pending edits
+        manifests = [self.baseline_path]  # the baseline: 'diff' of pending edits
         for tid in self.complete_snapshots():
-            for name in ("manifest", "discarded"):
-                with contextlib.suppress(FileNotFoundError, Corrupt):
-                    live |= self._manifest(self.snapshots / tid / f"{name}.json").digests()
-        for p in self._history_files():
+            manifests += [self.snapshots / tid / f"{n}.json" for n in ("manifest", "discarded")]
+        for path in manifests:
             try:
-                doc = fsutil.read_json(p)
-            except (OSError, ValueError):
-                return 0  # never delete what an unreadable entry might still need
-            for key in ("snapshot", "discarded"):
-                if isinstance(doc.get(key), dict):
-                    with contextlib.suppress(KeyError, ValueError, TypeError):
-                        live |= manifest_from_json(doc[key]).digests()
-        removed = 0
-        for p in self.blobs.iterdir():
-            if not p.name.startswith(".") and p.name not in live:
-                p.unlink()
+                live |= blobrefs.manifest_digests(fsutil.read_json(path))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError):
+                if path != self.baseline_path:  # a corrupt baseline is ignored everywhere
+                    return 0  # never delete what an unreadable snapshot might still need
+        refs = self._refs.live(self._history_files())
+        if refs is None:
+            return 0  # never delete what an unreadable entry might still need
+        live |= refs
+        removed = 0  # not fsynced: garbage that comes back after a power cut goes next time
+        for name in os.listdir(self.blobs):
+            if name.startswith("."):
+                continue
+            if name not in live:
+                os.unlink(self.blobs / name)
                 removed += 1
-        if removed:
-            fsutil.fsync_dir(self.blobs)
+        for name in os.listdir(self.history_dir):  # sidecars of entries deleted by hand
+            if blobrefs.is_sidecar(name) and not (self.history_dir / f"{name[:-5]}.json").exists():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.history_dir / name)
         return removed
