@@ -76,6 +76,9 @@ class Backstop:
     def disarm(self, txn_id: str) -> None:
         pass
 
+    def before_commit(self, t: Txn) -> None:
+        """Just before the commit point: nothing may revert a kept change."""
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -486,6 +489,7 @@ class Engine:
         # Editors and tools rarely fsync: make the new set durable before it is declared kept,
         # or a power cut right after commit could leave empty files that nothing rolls back.
         files.make_durable(self.root, self.fileset)
+        self.backstop.before_commit(t)
         new, effects = self._persist(t, txn.Confirm(actor, time.time()))  # the commit point
         assert new is not None
         self._event(MSG_COMMITTED, "committed", new, actor=actor)

@@ -23,6 +23,7 @@ from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, get_backend
 from netcfg_txn.net.links import Links
 from netcfg_txn.net.livestate import LiveState, verify
 from netcfg_txn.net.network import UnchangedFiles, run_hook
+from netcfg_txn.net.nmcheckpoint import NmCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,16 @@ class StackNetwork:
         self._settle_s = settle_s
         self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
         self._forget: list[str] = []  # links taken down over netlink by this rollback
+        # NetworkManager only: its checkpoint restores the live state first (set by assemble).
+        self.checkpoint: NmCheckpoint | None = None
+        self._restored: set[str] = set()  # links the checkpoint restored: no down/up for them
 
     def problem(self) -> str | None:
         return self.backend.why_unusable(self._run)
 
     def capture(self) -> Mapping[str, Any] | None:
+        if self.checkpoint is not None:
+            self.checkpoint.prepare()
         with self._links() as ln:
             return ln.capture().to_json()
 
@@ -94,8 +100,10 @@ class StackNetwork:
 
     def before_restore(self, plan: Mapping[str, Any]) -> list[StepResult]:
         bp = BouncePlan.from_json(plan)
-        results = self._fall_back_to_netlink(
-            self.backend.down(bp.down, self._run, connection_ids=bp.down_ids)
+        results = self._checkpoint_rollback()
+        down = [n for n in bp.down if n not in self._restored]
+        results += self._fall_back_to_netlink(
+            self.backend.down(down, self._run, connection_ids=bp.down_ids)
         )
         if bp.delete:
             with self._links() as ln:
@@ -106,6 +114,16 @@ class StackNetwork:
                     else:
                         results.append(StepResult("delete-link", name, True))
         return results
+
+    def _checkpoint_rollback(self) -> list[StepResult]:
+        """NetworkManager's checkpoint restores every device's live state in one call; the
+        devices it restored need no down/up (the files are restored and reloaded as always)."""
+        self._restored = set()
+        done = self.checkpoint.rollback() if self.checkpoint is not None else None
+        if done is None:
+            return []
+        steps, self._restored = done
+        return steps
 
     def _fall_back_to_netlink(self, downs: list[StepResult]) -> list[StepResult]:
         """A link the stack's tool could not take down (its new config does not parse, so
@@ -137,9 +155,11 @@ class StackNetwork:
             self._forget = []
         if bp.reload:
             results += self.backend.reload(self._run)
-        results += self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
+        up = [n for n in bp.up if n not in self._restored]
+        results += self.backend.up(up, self._run, connection_ids=bp.up_ids)
         if live is not None and bp.up:
             results += self._settle(LiveState.from_json(live), bp.up)
+        self._restored = set()
         if self._hook and (bp.down or bp.up or bp.unattributed):
             results.append(run_hook(self._hook, self._run, HOOK_TIMEOUT_S))
         return results
