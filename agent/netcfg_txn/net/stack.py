@@ -11,6 +11,7 @@ restored config, dropped routes are re-added, and the result is verified against
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
@@ -19,6 +20,7 @@ from typing import Any
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.host.runner import Runner, run
 from netcfg_txn.net.affected import BouncePlan, FileChange, plan_bounce
+from netcfg_txn.net.announce import announce
 from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, get_backend
 from netcfg_txn.net.links import Links
 from netcfg_txn.net.livestate import LiveState, verify
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # networkd and NetworkManager apply asynchronously: wait this long for the live state to match.
 SETTLE_S = 10.0
+# ... polled this often: the restored addresses are announced to peers as soon as they match.
+SETTLE_POLL_S = 0.02
 HOOK_TIMEOUT_S = 120.0
 # ... and give such a stack this long to re-add the routes of its restored config itself before
 # we add the ones still missing: until its addresses are back a gateway is unreachable
@@ -187,9 +191,13 @@ class StackNetwork:
                         mismatches = verify(snapshot, ln.capture(), names)
             if not mismatches or time.monotonic() >= deadline:
                 break
-            time.sleep(0.1)
+            time.sleep(SETTLE_POLL_S)
         results = [r for r in routes.values() if r.ok or mismatches]
         if not mismatches:
+            for name in names:  # peers that gave up on the addresses reach them at once
+                link = snapshot.link(name)
+                v4 = [a.address for a in snapshot.addrs_of(name) if a.family == socket.AF_INET]
+                announce(name, link.mac if link is not None else None, sorted(v4))
             return [*results, StepResult("verify", " ".join(names), True)]
         for m in mismatches:
             log.error("after rollback: %s", m)
