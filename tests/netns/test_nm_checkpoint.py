@@ -96,7 +96,11 @@ def test_the_checkpoint_restores_the_live_state_without_a_bounce(
 
 def restart_networkmanager(stack: Stack) -> None:
     box = stack.sandbox
-    nms = [p for p in box._children if "NetworkManager" in p.args and p.poll() is None]
+    nms = [
+        p
+        for p in box._children
+        if isinstance(p.args, list) and "NetworkManager" in p.args and p.poll() is None
+    ]
     assert len(nms) == 1, nms
     stop_process(nms[0])
     box.popen(["NetworkManager", "--no-daemon"], name="NetworkManager")
