@@ -15,7 +15,7 @@ from netcfg_txn.core.model import SYSTEM, Deadline, Instant, Phase, StepResult, 
 from netcfg_txn.host.runner import Completed
 from netcfg_txn.net import nmcheckpoint as nmc
 from netcfg_txn.net.affected import BouncePlan
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.links import LiveState
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner
@@ -247,7 +247,7 @@ class FakeCheckpoint(nmc.NmCheckpoint):
 
 
 def nm_network(cp: FakeCheckpoint) -> tuple[StackNetwork, FakeRunner]:
-    settings = ApplySettings()
+    settings = ApplyConfig()
     run = FakeRunner()
     net = StackNetwork(get_backend(Stack.NETWORKMANAGER, settings), settings, runner=run)
     net.checkpoint = cp
