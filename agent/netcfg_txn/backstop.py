@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from netcfg_txn.core.clock import Clock
 from netcfg_txn.core.errors import CommandFailed, Unavailable
@@ -59,6 +59,16 @@ def command(config: Path | None, state_dir: Path | None, root: Path) -> list[str
     return argv
 
 
+class Companion(Protocol):
+    """A second backstop armed and stopped along with the timer (see ``SystemdBackstop``)."""
+
+    def arm(self, t: Txn, grace_s: float) -> bool: ...
+
+    def before_commit(self, t: Txn) -> None: ...
+
+    def disarm(self, txn_id: str) -> None: ...
+
+
 class SystemdBackstop(Backstop):
     """Arms and stops the transient timers through systemd-run/systemctl (never raises)."""
 
@@ -69,8 +79,12 @@ class SystemdBackstop(Backstop):
         *,
         run: Runner = default_run,
         booted: bool | None = None,
+        companion: Companion | None = None,
     ) -> None:
         self.argv = argv
+        # Another, independent backstop armed and stopped with this one (NetworkManager's
+        # checkpoint rollback), whether or not systemd is PID 1.
+        self.companion = companion
         self.clock = clock
         self.run = run
         self.booted = sd.booted() if booted is None else booted
@@ -89,6 +103,8 @@ class SystemdBackstop(Backstop):
         return True
 
     def arm(self, t: Txn, grace_s: float) -> bool:
+        if self.companion is not None:
+            self.companion.arm(t, grace_s)
         left = t.deadline.remaining_s(self.clock.now())
         return self.arm_in(t, max(0.0, left) + grace_s)
 
@@ -128,7 +144,13 @@ class SystemdBackstop(Backstop):
         log.info("txn=%s backstop %s.timer armed: fires at %s", t.id, unit, fires)
         return True
 
+    def before_commit(self, t: Txn) -> None:
+        if self.companion is not None:
+            self.companion.before_commit(t)
+
     def disarm(self, txn_id: str) -> None:
+        if self.companion is not None:
+            self.companion.disarm(txn_id)
         if not self.booted:
             return
         try:

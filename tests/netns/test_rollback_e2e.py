@@ -174,7 +174,9 @@ def test_timer_expiry_restores_the_broken_link_and_leaves_the_other_alone(
     assert sent0 > 100  # the meter ran through the rollback (>= 1 s)
     after = carrier(stack)
     assert after["nct0"] == before["nct0"], "nct0 was bounced"
-    assert after["nct1"] > before["nct1"] or lost1 > 0, "nct1 was not bounced at all"
+    # NetworkManager's checkpoint re-applies nct1's old address without a carrier change.
+    checkpoint = any(r["action"] == "checkpoint" and r["ok"] for r in entry["results"])
+    assert after["nct1"] > before["nct1"] or lost1 > 0 or checkpoint, "nct1 was not touched"
     assert live_mismatches(ns(stack), BASE) == []
     ping(box, "198.51.100.2")
     # netplan: nct0's generated .network file was not rewritten (a new mtime alone makes

@@ -46,6 +46,9 @@ class Backstop:
     def disarm(self, txn_id: str) -> None:
         pass
 
+    def before_commit(self, t: Txn) -> None:
+        """Just before the commit point: nothing may revert a kept change."""
+
 
 def new_txn_id(now_wall: float) -> TxnId:
     return TxnId(time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_wall)) + "-" + secrets.token_hex(3))

@@ -215,6 +215,7 @@ class Engine(Recovering, ReadViews):
         # Editors and tools rarely fsync: make the new set durable before it is declared kept,
         # or a power cut right after commit could leave empty files that nothing rolls back.
         files.make_durable(self.root, self.fileset)
+        self.backstop.before_commit(t)
         new, effects = self._persist(t, txn.Confirm(actor, time.time()))  # the commit point
         assert new is not None
         self._event(MSG_COMMITTED, "committed", new, actor=actor)

@@ -12,6 +12,7 @@ snapshot. The ``[apply] command``, if any, runs last.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
@@ -21,15 +22,19 @@ from netcfg_txn.core.model import StepResult
 from netcfg_txn.core.rollback import BouncePlan, NetworkPlan, StackPlan
 from netcfg_txn.host.runner import Runner, run
 from netcfg_txn.net.affected import FileChange, plan_bounce
+from netcfg_txn.net.announce import announce
 from netcfg_txn.net.backends import ApplyConfig, Backend, Stack, get_backend
 from netcfg_txn.net.links import Links
 from netcfg_txn.net.livestate import LiveState, verify
 from netcfg_txn.net.network import LiveJson, UnchangedFiles, run_command_hook
+from netcfg_txn.net.nmcheckpoint import NmCheckpoint
 
 log = logging.getLogger(__name__)
 
 # networkd and NetworkManager apply asynchronously: wait this long for the live state to match.
 SETTLE_S = 10.0
+# ... polled this often: the restored addresses are announced to peers as soon as they match.
+SETTLE_POLL_S = 0.02
 HOOK_TIMEOUT_S = 120.0
 # ... and give such a stack this long to re-add the routes of its restored config itself before
 # we add the ones still missing: until its addresses are back a gateway is unreachable
@@ -73,11 +78,18 @@ class StackNetwork:
         self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
         self._forget: list[str] = []  # links taken down over netlink by this rollback
         self._settle_until: float | None = None  # when verify stops waiting (set by the routes)
+        # NetworkManager only: its checkpoint restores the live state first (set by assemble).
+        self.checkpoint: NmCheckpoint | None = None
+        # Links the checkpoint restored: no down/up for them. In memory only: a rollback resumed
+        # by another process bounces them as usual, which is correct, only slower.
+        self._restored: set[str] = set()
 
     def problem(self) -> str | None:
         return self.backend.why_unusable(self._run)
 
     def capture(self) -> Mapping[str, Any] | None:
+        if self.checkpoint is not None:
+            self.checkpoint.prepare()
         with self._links() as ln:
             return ln.capture().to_json()
 
@@ -100,9 +112,21 @@ class StackNetwork:
 
     def down(self, plan: NetworkPlan) -> list[StepResult]:
         bp = _bounce(plan)
-        return self._fall_back_to_netlink(
-            self.backend.down(bp.down, self._run, connection_ids=bp.down_ids)
+        results = self._checkpoint_rollback()
+        down = [n for n in bp.down if n not in self._restored]
+        return results + self._fall_back_to_netlink(
+            self.backend.down(down, self._run, connection_ids=bp.down_ids)
         )
+
+    def _checkpoint_rollback(self) -> list[StepResult]:
+        """NetworkManager's checkpoint restores every device's live state in one call; the
+        devices it restored need no down/up (the files are restored and reloaded as always)."""
+        self._restored = set()
+        done = self.checkpoint.rollback() if self.checkpoint is not None else None
+        if done is None:
+            return []
+        steps, self._restored = done
+        return steps
 
     def delete_created_links(self, plan: NetworkPlan) -> list[StepResult]:
         bp = _bounce(plan)
@@ -150,7 +174,9 @@ class StackNetwork:
 
     def up(self, plan: NetworkPlan) -> list[StepResult]:
         bp = _bounce(plan)
-        return self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
+        up = [n for n in bp.up if n not in self._restored]
+        self._restored = set()
+        return self.backend.up(up, self._run, connection_ids=bp.up_ids)
 
     def restore_routes(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
         """Re-add the routes the bounce dropped, once the restored interfaces settled.
@@ -178,7 +204,7 @@ class StackNetwork:
                         mismatches = verify(snapshot, ln.capture(), names)
             if not mismatches or time.monotonic() >= self._settle_until:
                 break
-            time.sleep(0.1)
+            time.sleep(SETTLE_POLL_S)
         return [r for r in routes.values() if r.ok or mismatches]
 
     def verify(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
@@ -195,8 +221,12 @@ class StackNetwork:
                 mismatches = verify(snapshot, ln.capture(), names)
             if not mismatches or time.monotonic() >= until:
                 break
-            time.sleep(0.1)
+            time.sleep(SETTLE_POLL_S)
         if not mismatches:
+            for name in names:  # peers that gave up on the addresses reach them at once
+                link = snapshot.link(name)
+                v4 = [a.address for a in snapshot.addrs_of(name) if a.family == socket.AF_INET]
+                announce(name, link.mac if link is not None else None, sorted(v4))
             return [StepResult("verify", " ".join(names), True)]
         for m in mismatches:
             log.error("after rollback: %s", m)
