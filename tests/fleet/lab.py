@@ -275,7 +275,8 @@ class Fleet:
             ANSIBLE_HOST_KEY_CHECKING="False",
             ANSIBLE_PIPELINING="True",
             ANSIBLE_FORKS=str(forks or max(5, self.n)),
-            ANSIBLE_TIMEOUT="5",
+            # a new SSH connection to a busy host (sshd re-execs, key exchange) on a loaded machine
+            ANSIBLE_TIMEOUT="15",
             ANSIBLE_RETRY_FILES_ENABLED="False",
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"),

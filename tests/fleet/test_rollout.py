@@ -36,9 +36,10 @@ def serial() -> int:
 
 
 def timeout_s() -> int:
-    # Every host of a batch must be started, changed, applied and reached again within it; on
-    # the 2-core CI machine ansible needs about 1 s of controller CPU per host and task.
-    return 30 + 6 * serial()
+    # Every host of a batch must get from its start to its apply, and from its apply to being
+    # reached again, within it (the role re-arms it at the apply). Ansible needs about 1 s of
+    # controller CPU per host and task, and the 2-core machine is shared with other jobs.
+    return 45 + 8 * serial()
 
 
 def batches(f: lab.Fleet) -> list[list[lab.Host]]:
