@@ -398,7 +398,7 @@ def connection_opened_at(pid=None):
     try:
         tick = float(os.sysconf("SC_CLK_TCK"))
         pid = os.getppid() if pid is None else pid
-        for _ in range(32):
+        for dummy in range(32):
             with open("/proc/%d/stat" % pid) as f:
                 stat = f.read()
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
