@@ -75,6 +75,9 @@ def mgmt_stanza(addr: str, mtu: int = 1500) -> str:
 HOST_SCRIPT = r"""set -e
 D=$1
 mount --bind "$D/etc/network" /etc/network
+# root's shell setup on this machine (e.g. a pyenv rehash waiting 60 s on a stale lock before
+# every ssh command) is no part of a simulated host
+if [ -f /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi
 mount -t tmpfs -o mode=0755 nctf-run /run
 mkdir -p /run/network /run/sshd /run/netcfg-txn
 chmod 0700 /run/netcfg-txn
@@ -275,7 +278,8 @@ class Fleet:
             ANSIBLE_HOST_KEY_CHECKING="False",
             ANSIBLE_PIPELINING="True",
             ANSIBLE_FORKS=str(forks or max(5, self.n)),
-            ANSIBLE_TIMEOUT="5",
+            # a new SSH connection to a busy host (sshd re-execs, key exchange) on a loaded machine
+            ANSIBLE_TIMEOUT="15",
             ANSIBLE_RETRY_FILES_ENABLED="False",
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"),

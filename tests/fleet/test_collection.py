@@ -59,6 +59,7 @@ def test_ansible_doc_renders(kind: str, name: str, expect: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two ansible-lint runs: over 120 s on the shared machine under load
 def test_ansible_lint_clean() -> None:
     lint = tool("ansible-lint")
     for where in (COLLECTION, Path(__file__).parent / "playbooks"):

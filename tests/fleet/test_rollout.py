@@ -36,9 +36,17 @@ def serial() -> int:
 
 
 def timeout_s() -> int:
-    # Every host of a batch must be started, changed, applied and reached again within it; on
-    # the 2-core CI machine ansible needs about 1 s of controller CPU per host and task.
-    return 30 + 6 * serial()
+    # Every host of a batch must get from its start to its apply, and from its apply to being
+    # reached again, within it (the role re-arms it at the apply). Ansible needs about 1 s of
+    # controller CPU per host and task, and the 2-core machine is shared with other jobs.
+    return 45 + 8 * serial()
+
+
+def run_limit_s(f: lab.Fleet) -> int:
+    """A hang guard, not a goal: per batch, start to apply and apply to reached again may each
+    take a deadline, plus the grace after a cut host's deadline (100 hosts at load 40: ~4 min a
+    batch)."""
+    return len(batches(f)) * (2 * timeout_s() + 90) + 120
 
 
 def batches(f: lab.Fleet) -> list[list[lab.Host]]:
@@ -49,7 +57,7 @@ def batches(f: lab.Fleet) -> list[list[lab.Host]]:
 def run(f: lab.Fleet, *extra: str, **vars: object) -> tuple[int, str, dict[str, list[int]]]:
     doc = {"nctf_serial": serial(), "nctf_timeout": f"{timeout_s()}s", "nctf_grace": 60, **vars}
     p = f.playbook(PLAYBOOKS / "rollout.yml", f.inventory(f.workdir / "inventory"),
-                   "-e", json.dumps(doc), *extra)  # fmt: skip
+                   "-e", json.dumps(doc), *extra, timeout_s=run_limit_s(f))  # fmt: skip
     out = p.stdout + p.stderr
     (f.workdir / "ansible.out").write_text(out)
     recap = {m[0]: [int(x) for x in m[1:]] for m in RECAP.findall(out)}
@@ -181,7 +189,7 @@ def test_controller_killed_mid_batch_every_started_host_rolls_back_alone(
                 all((marks / f"reached-{h.name}").exists() for h in first)
                 or proc.poll() is not None
             ),
-            timeout_s=timeout_s() + 60,
+            timeout_s=2 * timeout_s() + 60,
         )
         assert proc.poll() is None, proc.communicate()[0][-4000:]
         for h in first:

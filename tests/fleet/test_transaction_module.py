@@ -33,7 +33,8 @@ class FakeModule:
         self.check_mode = check_mode
         self.params = {"id": None, "token": None, "timeout": None, "label": None,
                        "allow_pending": False, "probes": [], "policy": None, "apply_job": None,
-                       "apply_wait": 5, "async_dir": "/nonexistent", **params}  # fmt: skip
+                       "apply_wait": 5, "async_dir": "/nonexistent", "fresh_connection": False,
+                       "fresh_after": None, **params}  # fmt: skip
 
     def fail_json(self, **kw: Any) -> None:
         raise Failed(kw)
@@ -102,6 +103,57 @@ def test_commit_waits_for_a_failed_apply_job_and_does_not_commit(tmp_path: Any) 
     assert "apply command failed (rc=3)" in e.value.args[0]["msg"] and d.calls == []
 
 
+def test_commit_only_on_a_connection_opened_after_the_apply_job_ended(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "J1").write_text('{"rc": 0, "finished": 1}')
+    ended = (tmp_path / "J1").stat().st_ctime
+    args = {"state": "committed", "id": "T1", "apply_job": "J1", "async_dir": str(tmp_path),
+            "fresh_connection": True}  # fmt: skip
+    for opened in (ended - 5, ended, None):  # before the job ended, at the same time, unknown
+        monkeypatch.setattr(tm, "connection_opened_at", lambda opened=opened: opened)
+        d = FakeDaemon({"state": "open", "transaction": OPEN})
+        res = tm.run(FakeModule(**args), d)
+        assert res["stale_connection"] and not res["changed"] and d.calls == [], opened
+        assert res["connection_opened_at"] == opened and res["id"] == "T1"
+    monkeypatch.setattr(tm, "connection_opened_at", lambda: ended + 1)
+    d = FakeDaemon({"state": "open", "transaction": OPEN})
+    res = tm.run(FakeModule(**args), d)
+    assert res["changed"] and "stale_connection" not in res and d.calls[0][1].endswith("/confirm")
+    # the next connection must also be newer than the stale reply (a reset that did not reset)
+    d = FakeDaemon({"state": "open", "transaction": OPEN})
+    res = tm.run(FakeModule(state="committed", id="T1", fresh_connection=True,
+                            fresh_after=ended + 2), d)  # fmt: skip
+    assert res["stale_connection"] and d.calls == []
+    # without fresh_connection the connection is not looked at
+    monkeypatch.setattr(tm, "connection_opened_at", lambda: None)
+    d = FakeDaemon({"state": "open", "transaction": OPEN})
+    assert tm.run(FakeModule(state="committed", id="T1"), d)["changed"]
+
+
+def test_connection_time_is_the_start_of_the_nearest_sshd_ancestor(tmp_path: Any) -> None:
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    fake = tmp_path / "sshd"  # a process whose name starts with sshd, with a child of its own
+    shutil.copy("/bin/sh", fake)
+    before = time.time()
+    sshd = subprocess.Popen([str(fake), "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert sshd.stdout is not None
+    child = int(sshd.stdout.readline())
+    try:
+        opened = tm.connection_opened_at(pid=child)
+        assert opened is not None and before - 0.05 <= opened <= time.time(), (before, opened)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        sshd.wait()
+    assert tm.connection_opened_at(pid=1) is None  # init has no sshd above it
+
+
 def test_every_error_code_of_the_agent_is_explained() -> None:
     """A code added to the agent without a message here fails: the module explains each one."""
     import netcfg_txn.core.errors as errors
@@ -115,3 +167,16 @@ def test_every_error_code_of_the_agent_is_explained() -> None:
 def test_every_cli_error_code_has_a_clear_message(code: str) -> None:
     msg = tm.DaemonError({"code": code, "message": "the detail", "hint": "do this"}).msg()
     assert msg.startswith(f"netcfg-txn {code}: ") and "the detail" in msg and "do this" in msg
+
+
+def test_reconnect_reads_the_rearmed_duration_like_the_cli() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "nct_reconnect",
+        lab.COLLECTIONS / "ansible_collections/netcfg_txn/txn/plugins/action/reconnect.py",
+    )
+    assert spec is not None and spec.loader is not None
+    rc: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rc)
+    good = {"90": 90, "90s": 90, "5m": 300, "1h30m": 5400, " 2M ": 120}
+    assert {k: rc.duration_s(k) for k in good} == good
+    assert [rc.duration_s(k) for k in ("", "5x", "m", "5m3", "-1")] == [None] * 5

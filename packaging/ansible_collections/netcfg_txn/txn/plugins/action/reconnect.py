@@ -27,6 +27,23 @@ from ansible.utils.display import Display
 display = Display()
 
 MODULE = "netcfg_txn.txn.transaction"
+UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def duration_s(text):
+    """Seconds in a netcfg-txn duration (90, 90s, 5m, 1h30m), or None."""
+    text = str(text).strip().lower()
+    if text.isdigit():
+        return int(text)
+    total, num = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            num += ch
+        elif ch in UNITS and num:
+            total, num = total + int(num) * UNITS[ch], ""
+        else:
+            return None
+    return total if text and not num else None
 
 
 class ActionModule(ActionBase):
@@ -43,6 +60,7 @@ class ActionModule(ActionBase):
             "apply_job",
             "hold",
             "commit",
+            "rearmed",
         )
     )
 
@@ -76,10 +94,19 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError):
             return dict(failed=True, msg="reconnect needs deadline (seconds since the epoch, "
                         "the 'deadline' returned by state=started)")  # fmt: skip
+        rearmed = args.get("rearmed")
+        if rearmed:
+            secs = duration_s(rearmed)
+            if secs is None:
+                return dict(failed=True, msg="reconnect: rearmed must be a duration like 90, 90s, "
+                            "5m or 1h30m, got %r" % (rearmed,))  # fmt: skip
+            # the apply job re-armed the deadline before this task began (or is about to)
+            deadline = max(deadline, time.time() + secs)
         margin = float(args.get("margin_s", 3))
         grace = float(args.get("grace_s", 30))
         delay = float(args.get("delay", 1))
         connect_timeout = int(args.get("connect_timeout", 5))
+        self._connect_timeout = connect_timeout
         token = args.get("token")
         commit = boolean(args.get("commit", False), strict=False)
         hold = args.get("hold")
@@ -100,24 +127,33 @@ class ActionModule(ActionBase):
             final_args.update(state="extended", timeout=hold)
         else:
             final_args["state"] = "status"
+        if job:
+            # Wait on the host for the apply job, then commit in the same round trip if this
+            # connection was opened after the job ended (the module compares the times); if it
+            # was opened before, the change may have let it survive, so it proves nothing: the
+            # module leaves the transaction alone and we come back on yet another connection.
+            final_args.update(apply_job=job, fresh_connection=True,
+                              async_dir=self.get_shell_option("async_dir", default="~/.ansible_async"))  # fmt: skip
         began = time.time()
         why = ["not tried"]
         final = None
-        if job:
-            # First the apply job must have finished; only a connection opened after that proves
-            # anything (a module already waiting on the host would commit through the old path).
-            job_args = {"state": "status", "apply_job": job,
-                        "apply_wait": max(1, int(deadline - margin - time.time())),
-                        "async_dir": self.get_shell_option("async_dir", default="~/.ansible_async")}  # fmt: skip
-            while True:
-                done, why = self._try(task_vars, job_args)
-                if done is not None or time.time() + delay + connect_timeout > deadline - margin:
-                    break
-                time.sleep(delay)
-            if done is not None and done.get("failed"):
-                final = done
-        while final is None:
+        connections = 0
+        while True:
+            if "apply_job" in final_args:
+                final_args["apply_wait"] = max(1, int(deadline - margin - time.time()))
+            connections += 1
             final, why = self._try(task_vars, final_args)  # _try resets: a new connection
+            if final is not None and final.get("stale_connection") and not final.get("failed"):
+                # The job has ended well by now: a connection opened after this reply is proof.
+                for key in ("apply_job", "apply_wait", "async_dir"):
+                    final_args.pop(key, None)
+                if final.get("connection_opened_at") is None:  # the host cannot tell: trust reset
+                    final_args.pop("fresh_connection", None)
+                else:  # and the host checks that the next one really is new
+                    final_args["fresh_after"] = final["host_time"]
+                final, why = None, ["the connection predated the end of the apply job"]
+                if time.time() + connect_timeout <= deadline - margin:
+                    continue
             if final is not None or time.time() + delay + connect_timeout > deadline - margin:
                 break
             time.sleep(delay)
@@ -152,6 +188,7 @@ class ActionModule(ActionBase):
             cut=False,
             id=txn_id,
             reached_after_s=reached_after,
+            connections=connections,
             msg="reached over a new connection after %.1fs%s" % (
                 reached_after, "; committed" if commit else "; deadline extended" if hold else ""),
         )  # fmt: skip
@@ -162,6 +199,12 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname")
         waited = round(time.time() - began, 1)
         result.update(failed=True, cut=True, id=txn_id, waited_s=waited)
+        self._late = ""
+        if deadline - began < 3 * (self._connect_timeout + delay):
+            # too little time for a fair try: say so, rather than only blame the host's path
+            self._late = (" (only %.0fs of its deadline were left when the reconnect began: if "
+                          "its path was fine, the timeout is too short for this batch)"
+                          % max(0, deadline - began))  # fmt: skip
         if status is not None:  # reachable, but our transaction is gone: the timer got there first
             return self._ended(task_vars, result, host, txn_id, waited)
         # Wait for the deadline and the rollback, then look again: back on the old config?
@@ -177,7 +220,7 @@ class ActionModule(ActionBase):
         result["msg"] = (
             "%s broke its management path: no new connection for %.0fs, until its deadline "
             "(last error: %s); it was still unreachable %.0fs after the deadline, so its dead-man "
-            "timer is rolling it back without us" % (host, waited, "; ".join(why), grace)
+            "timer is rolling it back without us%s" % (host, waited, "; ".join(why), grace, self._late)
         )
         result["back_on_old_config"] = False
         return result
@@ -195,7 +238,7 @@ class ActionModule(ActionBase):
             result["msg"] = (
                 "%s broke its management path: no new connection reached it for %.0fs after the "
                 "change, and its timer rolled transaction %s back (reason: %s); it answers again "
-                "on its old configuration" % (host, waited, txn_id, reason)
+                "on its old configuration%s" % (host, waited, txn_id, reason, self._late)
             )
         else:
             result["msg"] = "%s: transaction %s ended %s (reason: %s) before the confirm: %s" % (

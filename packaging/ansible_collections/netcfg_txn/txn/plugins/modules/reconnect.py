@@ -23,7 +23,10 @@ description:
   - When the host answers, it waits for the detached apply job O(apply_job) (if given) to finish
     and checks that it succeeded, then commits (O(commit=true)) or moves the deadline to now +
     O(hold), so that a good host does not expire while the rest of its batch is still being
-    waited for.
+    waited for. All of that is one module run when the connection was opened after the job ended
+    (the host compares the start of its per-connection C(sshd) process with the job's end); when
+    it was opened earlier, nothing is committed through it and the action comes back on another
+    new connection, which the host again checks is newer.
   - When the host does not answer before its deadline, the change broke its path. The action then
     waits until the deadline plus O(grace_s) and looks again; the result says whether the host's
     timer rolled it back and it answers on its old configuration (RV(back_on_old_config)), and the
@@ -42,6 +45,12 @@ options:
         Controller and host clocks are assumed to agree within O(margin_s).
     type: float
     required: true
+  rearmed:
+    description:
+      - The apply command re-armed the deadline to now + this duration as it started (the
+        M(netcfg_txn.txn.safe_change) role's apply does, e.g. C(5m)); the attempts are then bounded
+        by the later of O(deadline) and the start of this task + O(rearmed).
+    type: str
   token:
     description: The transaction token (local root does not need it).
     type: str
@@ -109,6 +118,10 @@ reached_after_s:
   description: Seconds until the first successful new connection.
   returned: when reached
   type: float
+connections:
+  description: New connections opened until the commit (1 when the apply had ended before the first).
+  returned: when reached
+  type: int
 back_on_old_config:
   description: The host answered again after its deadline and its transaction was rolled back.
   returned: when cut

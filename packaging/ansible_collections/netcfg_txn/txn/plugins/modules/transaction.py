@@ -92,6 +92,22 @@ options:
       - Seconds to wait for O(apply_job) to finish.
     type: int
     default: 120
+  fresh_connection:
+    description:
+      - Commit, extend or report only if the SSH connection this module runs on was opened
+        B(after) O(apply_job) finished and after O(fresh_after) (the start time of the
+        per-connection C(sshd) process against the job's result file and that time). Otherwise
+        nothing changes and RV(stale_connection) is returned, so that the caller reconnects and
+        asks again (M(netcfg_txn.txn.reconnect) does). This saves a round trip when the new
+        connection is opened after the apply anyway, and never commits through a connection the
+        change may have let survive.
+    type: bool
+    default: false
+  fresh_after:
+    description:
+      - With O(fresh_connection), the connection must also have been opened after this time
+        (seconds since the epoch, host clock; the RV(host_time) of a RV(stale_connection) reply).
+    type: float
   async_dir:
     description:
       - Where C(async) jobs write their results (Ansible's C(async_dir) shell option).
@@ -192,6 +208,22 @@ status:
   description: The daemon's status (open transaction, edited files, pending edits, last outcome).
   returned: with O(state=status)
   type: dict
+stale_connection:
+  description:
+    - With O(fresh_connection), true when nothing was done because this connection was opened
+      before the apply job finished or before O(fresh_after); reconnect and ask again.
+  returned: when true
+  type: bool
+host_time:
+  description: The host's clock when it answered RV(stale_connection) (for O(fresh_after)).
+  returned: with RV(stale_connection)
+  type: float
+connection_opened_at:
+  description:
+    - When the connection that got RV(stale_connection) was opened (host clock), or null when the
+      host cannot tell (not over SSH, /proc hidden); then only the caller's reset can vouch.
+  returned: with RV(stale_connection)
+  type: float
 error:
   description: The daemon's error (C(code), C(message), C(hint)) when it refused.
   returned: on failure from the daemon
@@ -350,7 +382,52 @@ def wait_job(module):
         tail = (job.get("stderr") or job.get("msg") or "")[-400:]
         module.fail_json(msg="the apply command failed (rc=%s): %s; not committed"
                          % (job.get("rc"), tail), apply=job)  # fmt: skip
-    return job
+    # async_wrapper renames the finished result into place: its ctime is when the job ended
+    return os.stat(path).st_ctime
+
+
+# Clock granularity on both sides (process start times count in clock ticks, file times in
+# coarse kernel ticks): a connection opened closer than this to the end of the job proves nothing.
+FRESH_MARGIN_S = 0.05
+
+
+def connection_opened_at(pid=None):
+    """Wall-clock time at which the SSH connection running this process was accepted: the start
+    of the nearest sshd ancestor (sshd forks a process per connection; 'sshd-session' since
+    OpenSSH 9.8). None when there is none (not over SSH) or /proc cannot tell."""
+    try:
+        tick = float(os.sysconf("SC_CLK_TCK"))
+        pid = os.getppid() if pid is None else pid
+        for dummy in range(32):
+            with open("/proc/%d/stat" % pid) as f:
+                stat = f.read()
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if comm.startswith("sshd"):
+                # starttime (field 22) counts ticks since boot, suspend included: CLOCK_BOOTTIME
+                ago = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / tick
+                return time.time() - ago
+            pid = int(fields[1])
+            if pid <= 1:
+                return None
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return None
+
+
+def stale(module, job_ended=None):
+    """None when this connection is fresh enough to act on (or freshness was not asked for),
+    else the reply that says so (then nothing is changed)."""
+    p = module.params
+    if not p["fresh_connection"]:
+        return None
+    marks = [t for t in (job_ended, p["fresh_after"]) if t is not None]
+    opened = connection_opened_at()
+    if opened is not None and marks and opened >= max(marks) + FRESH_MARGIN_S:
+        return None
+    return dict(changed=False, stale_connection=True, host_time=time.time(),
+                connection_opened_at=opened, msg="this connection was opened before the apply "
+                "job ended (or cannot tell when): reconnect and ask again")  # fmt: skip
 
 
 def run(module, daemon):
@@ -361,8 +438,10 @@ def run(module, daemon):
     current = open_txn(st)
 
     if state == "status":
-        if p["apply_job"] and not module.check_mode:
-            wait_job(module)
+        if not module.check_mode:
+            old = stale(module, wait_job(module) if p["apply_job"] else None)
+            if old is not None:
+                return old
         return dict(changed=False, status=st, **(described(current) if current else {}))
 
     if state == "started":
@@ -394,8 +473,10 @@ def run(module, daemon):
         if module.check_mode:
             return dict(changed=True, msg="would move transaction %s to %s" % (tid, state),
                         **described(current))  # fmt: skip
-        if p["apply_job"] and state in ("committed", "extended"):
-            wait_job(module)
+        if state in ("committed", "extended"):
+            old = stale(module, wait_job(module) if p["apply_job"] else None)
+            if old is not None:
+                return dict(old, **described(current))
         path = "/v1/transactions/%s/" % quote(tid, safe="")
         if state == "committed":
             doc = daemon.call("POST", path + "confirm", {}, token=p["token"])
@@ -445,6 +526,8 @@ def main():
             policy=dict(type="str", choices=["manual", "probes", "probes-or-manual"]),
             apply_job=dict(type="str"),
             apply_wait=dict(type="int", default=120),
+            fresh_connection=dict(type="bool", default=False),
+            fresh_after=dict(type="float"),
             async_dir=dict(type="path", default="~/.ansible_async"),
             socket=dict(type="path", default="/run/netcfg-txn/control"),
             request_timeout=dict(type="int", default=300),
