@@ -42,6 +42,9 @@ class BouncePlan:
     down_ids: Mapping[str, str] = dataclasses.field(default_factory=_no_ids)  # current config
     up_ids: Mapping[str, str] = dataclasses.field(default_factory=_no_ids)  # snapshot config
     notes: tuple[str, ...] = ()  # why paths are unattributed, what the fallback did: log them
+    # Links whose only change is their static addresses: not bounced, their addresses are set
+    # back over netlink (a bounced bridge would drop the ports and VM taps attached to it).
+    readdress: tuple[str, ...] = ()
 
     @property
     def interfaces(self) -> tuple[str, ...]:
@@ -58,6 +61,7 @@ class BouncePlan:
             "down_ids": dict(self.down_ids),
             "up_ids": dict(self.up_ids),
             "notes": list(self.notes),
+            "readdress": list(self.readdress),
         }
 
     @classmethod
@@ -81,6 +85,7 @@ class BouncePlan:
             down_ids={str(k): str(v) for k, v in dict(d.get("down_ids", {})).items()},
             up_ids={str(k): str(v) for k, v in dict(d.get("up_ids", {})).items()},
             notes=tuple(str(n) for n in d.get("notes", [])),
+            readdress=names("readdress") if "readdress" in d else (),
         )
 
 
@@ -303,6 +308,14 @@ def plan_bounce(
     universe = frozenset({k for k in literal if not is_pattern(k)} | live)
     gold, gnew = _graph(vold, universe), _graph(vnew, universe)
     changed = {n for n in gold.names | gnew.names if vold.effective(n) != vnew.effective(n)}
+    # Only links the config creates (bridge, bond, vlan): bouncing one deletes it, and what the
+    # config does not list goes with it (VM taps on a bridge, links stacked by other tools).
+    readdress = {
+        n
+        for n in changed & gold.virtual & gnew.virtual & live
+        if _addresses_only(backend, vold.effective(n), vnew.effective(n))
+    }
+    changed -= readdress
 
     # Closure: everything stacked on or enslaving a changed link, transitively; and the ports of a
     # changed controller, but not the other ports of one bounced only because one port changed.
@@ -320,6 +333,7 @@ def plan_bounce(
     for c in changed:
         affected |= gold.enslaved.get(c, frozenset()) | gnew.enslaved.get(c, frozenset())
 
+    readdress -= affected  # bounced anyway, because something it sits on is
     down, up = affected & gnew.names, affected & gold.names
     paths = tuple(unattributed)
     if paths and fallback == "all":
@@ -348,7 +362,21 @@ def plan_bounce(
         down_ids={n: gnew.ids[n] for n in down_order if n in gnew.ids},
         up_ids={n: gold.ids[n] for n in up_order if n in gold.ids},
         notes=tuple(notes),
+        readdress=tuple(sorted(readdress)),
     )
+
+
+def _addresses_only(backend: Backend, old: Sequence[str], new: Sequence[str]) -> bool:
+    """Do two configurations of one link differ in nothing but its static addresses?"""
+    if len(old) != len(new):
+        return False
+    for o, n in zip(old, new, strict=True):
+        if o == n:
+            continue
+        a, b = backend.without_addresses(o), backend.without_addresses(n)
+        if a is None or a != b:
+            return False
+    return True
 
 
 def _dep_names(fc: FileConfig) -> Iterable[str]:

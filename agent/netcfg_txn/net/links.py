@@ -209,6 +209,51 @@ class Links:
             results.append(self._call("restore-address", target, _addr_add(self._ipr, idx, addr)))
         return results
 
+    def reattach(
+        self, snapshot: LiveState, controllers: Iterable[str], skip: Iterable[str]
+    ) -> list[StepResult]:
+        """Enslave again the links that were ports of ``controllers`` in the snapshot and are
+        not now: ports no config lists (a VM's tap on a bridge) are lost when the bridge is
+        recreated. ``skip``: links the stack itself brought up (their config says where)."""
+        wanted, skipped = set(controllers), set(skip)
+        try:
+            now = self.capture()
+        except Failed as e:
+            return [StepResult("reattach", ",".join(sorted(wanted)), False, e.message)]
+        index = {link.name: link.index for link in now.links}
+        results = []
+        for was in snapshot.links:
+            cur = now.link(was.name)
+            if was.master not in wanted or was.name in skipped or cur is None:
+                continue
+            if cur.master == was.master or was.master not in index:
+                continue
+            op = _set_master(self._ipr, cur.index, index[was.master])
+            results.append(self._call("reattach", f"{was.name} master {was.master}", op))
+        return results
+
+    def readdress(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
+        """Make the addresses of ``ifnames`` those of the snapshot, the links staying up:
+        remove the ones the snapshot did not have, then add the missing ones."""
+        wanted = set(ifnames)
+        try:
+            now = self.capture()
+        except Failed as e:
+            return [StepResult("readdress", ",".join(sorted(wanted)), False, e.message)]
+        index = {link.name: link.index for link in now.links}
+        was = set(snapshot.addrs)
+        results = []
+        for addr in now.addrs:
+            if addr.ifname in wanted and addr not in was and addr.ifname in index:
+                results.append(
+                    self._call(
+                        "remove-address",
+                        f"{addr.describe()} dev {addr.ifname}",
+                        _addr_del(self._ipr, index[addr.ifname], addr),
+                    )
+                )
+        return results + self.restore_addresses(snapshot, wanted)
+
     # ----------------------------------------------------------------------------- helpers
 
     def _lookup(self, name: str) -> int | None:
@@ -271,6 +316,25 @@ def _addr_add(ipr: Any, index: int, addr: AddrInfo) -> Callable[[], object]:
         return ipr.addr("add", index=index, address=addr.address, prefixlen=addr.prefixlen)
 
     return add
+
+
+def _set_master(ipr: Any, index: int, master: int) -> Callable[[], object]:
+    def enslave() -> object:
+        return ipr.link("set", index=index, master=master)
+
+    return enslave
+
+
+def _addr_del(ipr: Any, index: int, addr: AddrInfo) -> Callable[[], object]:
+    def delete() -> object:
+        try:
+            return ipr.addr("del", index=index, address=addr.address, prefixlen=addr.prefixlen)
+        except NetlinkError as e:  # a secondary goes with its primary
+            if as_int(e.code) != errno.EADDRNOTAVAIL:
+                raise
+            return None
+
+    return delete
 
 
 def _nexthop_arg(nh: NextHop, index: Mapping[str, int]) -> dict[str, object]:

@@ -138,11 +138,25 @@ class StackNetwork:
         if bp.reload:
             results += self.backend.reload(self._run)
         results += self.backend.up(bp.up, self._run, connection_ids=bp.up_ids)
-        if live is not None and bp.up:
-            results += self._settle(LiveState.from_json(live), bp.up)
-        if self._hook and (bp.down or bp.up or bp.unattributed):
+        if bp.readdress:
+            results += self._readdress(bp.readdress, live)
+        if live is not None and (bp.up or bp.readdress):
+            results += self._settle(LiveState.from_json(live), [*bp.up, *bp.readdress])
+        if self._hook and (bp.down or bp.up or bp.unattributed or bp.readdress):
             results.append(run_hook(self._hook, self._run, HOOK_TIMEOUT_S))
         return results
+
+    def _readdress(self, names: Sequence[str], live: Mapping[str, Any] | None) -> list[StepResult]:
+        """Links whose addresses alone changed: set the snapshot's addresses back over netlink
+        (nothing is taken down, so a bridge keeps its ports), then let the stack catch up."""
+        if live is None:
+            return [
+                StepResult("readdress", n, False, "no live snapshot: addresses not restored")
+                for n in names
+            ]
+        with self._links() as ln:
+            results = ln.readdress(LiveState.from_json(live), names)
+        return results + self.backend.readdressed(names, self._run)
 
     def _settle(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
         """Re-add the routes the bounce dropped, and poll until the restored interfaces match the
@@ -153,18 +167,23 @@ class StackNetwork:
         them itself first; after that, missing routes are retried on every poll, and a failure
         counts only if the route is still missing at the end.
         """
-        names = sorted(set(ifnames))
+        bounced = set(ifnames)
+        # Ports of a bounced bridge or bond that no config lists (a VM's tap): recreating the
+        # controller dropped them, and no stack will enslave them again.
+        ports = {link.name for link in snapshot.links if link.master in bounced} - bounced
+        names = sorted(bounced | ports)
         t0 = time.monotonic()
         deadline, grace = t0 + self._settle_s, t0 + self._route_grace_s
         routes: dict[str, StepResult] = {}  # by route, the latest attempt
         while True:
             with self._links() as ln:
                 mismatches = verify(snapshot, ln.capture(), names)
+                attempts = ln.reattach(snapshot, bounced, bounced) if mismatches and ports else []
                 if mismatches and time.monotonic() >= grace:
-                    attempts = ln.restore_routes(snapshot, names)
-                    routes.update((r.target, r) for r in attempts)
-                    if attempts:
-                        mismatches = verify(snapshot, ln.capture(), names)
+                    attempts += ln.restore_routes(snapshot, names)
+                routes.update((r.target, r) for r in attempts)
+                if attempts:
+                    mismatches = verify(snapshot, ln.capture(), names)
             if not mismatches or time.monotonic() >= deadline:
                 break
             time.sleep(0.1)

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""StackNetwork.after_restore for a bridge: an address-only change is set back over netlink with
+nothing taken down (NetworkManager then reapplies the restored profile), and the ports no config
+lists (VM taps) of a bridge that was bounced are enslaved again. Found by scripts/topology-test:
+ifdown/ifup of br0 dropped both VM taps for good."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from netcfg_txn.affected import BouncePlan
+from netcfg_txn.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.bounce import StackNetwork
+from netcfg_txn.links import LinkInfo, LiveState
+from netcfg_txn.model import StepResult
+from tests.fakes import FakeRunner
+
+BR0 = LinkInfo(5, "br0", "bridge", True, 1500, None, None)
+TAP1 = LinkInfo(6, "tap1", "tun", True, 1500, None, "br0")
+SNAPSHOT = LiveState((BR0, TAP1), (), (), ())
+
+
+class FakeLinks:
+    """Netlink where tap1 lost its bridge until ``reattach`` is called."""
+
+    def __init__(self, attached: bool) -> None:
+        self.attached = attached
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def __call__(self) -> FakeLinks:
+        return self
+
+    def __enter__(self) -> FakeLinks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def capture(self) -> LiveState:
+        tap = TAP1 if self.attached else LinkInfo(6, "tap1", "tun", True, 1500, None, None)
+        return LiveState((BR0, tap), (), (), ())
+
+    def readdress(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
+        self.calls.append(("readdress", tuple(ifnames)))
+        return [StepResult("restore-address", "198.51.100.1/26 dev br0", True)]
+
+    def reattach(
+        self, snapshot: LiveState, controllers: Iterable[str], skip: Iterable[str]
+    ) -> list[StepResult]:
+        self.calls.append(("reattach", tuple(sorted(controllers))))
+        self.attached = True
+        return [StepResult("reattach", "tap1 master br0", True)]
+
+    def restore_routes(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
+        return []
+
+
+def network(stack: Stack, links: FakeLinks, runner: FakeRunner) -> StackNetwork:
+    settings = ApplySettings()
+    return StackNetwork(
+        get_backend(stack, settings), settings, runner=runner, links=links, settle_s=2.0
+    )
+
+
+def test_address_only_change_of_a_bridge_is_never_taken_down():
+    plan = BouncePlan((), (), (), (), reload=True, readdress=("br0",))
+    links, runner = FakeLinks(attached=True), FakeRunner()
+    net = network(Stack.IFUPDOWN, links, runner)
+    assert net.before_restore(plan.to_json()) == []
+    results = net.after_restore(plan.to_json(), SNAPSHOT.to_json())
+    assert [(r.action, r.ok) for r in results] == [("restore-address", True), ("verify", True)]
+    assert links.calls == [("readdress", ("br0",))]
+    assert not any(c[0] in ("ifdown", "ifup") for c in runner.effects())
+
+
+def test_networkmanager_reapplies_the_restored_profile_after_a_readdress():
+    plan = BouncePlan((), (), (), (), reload=True, readdress=("br0",))
+    runner = FakeRunner()
+    results = network(Stack.NETWORKMANAGER, FakeLinks(attached=True), runner).after_restore(
+        plan.to_json(), SNAPSHOT.to_json()
+    )
+    assert ("reapply", "br0", True) in [(r.action, r.target, r.ok) for r in results]
+    assert ("nmcli", "device", "reapply", "br0") in runner.effects()
+    assert not any("down" in c or "disconnect" in c for c in runner.effects())
+
+
+def test_readdress_without_a_live_snapshot_fails_loudly():
+    plan = BouncePlan((), (), (), (), reload=True, readdress=("br0",))
+    results = network(Stack.IFUPDOWN, FakeLinks(True), FakeRunner()).after_restore(
+        plan.to_json(), None
+    )
+    assert [(r.action, r.target, r.ok) for r in results] == [("readdress", "br0", False)]
+
+
+def test_a_bounced_bridge_gets_its_unlisted_ports_back():
+    plan = BouncePlan(("br0",), ("br0",), ("br0",), (), reload=True)
+    links = FakeLinks(attached=False)
+    results = network(Stack.IFUPDOWN, links, FakeRunner()).after_restore(
+        plan.to_json(), SNAPSHOT.to_json()
+    )
+    assert ("reattach", ("br0",)) in links.calls
+    assert [(r.action, r.ok) for r in results][-2:] == [("reattach", True), ("verify", True)]
