@@ -589,10 +589,11 @@ class NetworkManager(Stack):
             run("nmcli", "--wait", "60", "connection", "up", n, timeout=120)
 
 
-class NetplanNetworkd(Networkd):
-    name = "netplan-networkd"
+class Netplan(Stack):
+    """Both renderers: the YAML, applied with ``netplan apply`` (the admin's tool)."""
+
     backend = preset = "netplan"
-    renderer = "networkd"
+    renderer = ""
 
     def render(self, m: dict[str, Any]) -> dict[str, str]:
         return r_netplan(m, self.renderer)
@@ -609,20 +610,14 @@ class NetplanNetworkd(Networkd):
         run("netplan", "apply", timeout=300)
 
 
-class NetplanNM(NetworkManager):
+class NetplanNetworkd(Netplan, Networkd):
+    name = "netplan-networkd"
+    renderer = "networkd"
+
+
+class NetplanNM(Netplan, NetworkManager):
     name = "netplan-nm"
-    backend = preset = "netplan"
-
-    def render(self, m: dict[str, Any]) -> dict[str, str]:
-        return r_netplan(m, "NetworkManager")
-
-    def bring_up(self, m: dict[str, Any]) -> None:
-        self.write(m)
-        run("netplan", "apply", timeout=300)
-
-    def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
-        self.write_diff(old, new)
-        run("netplan", "apply", timeout=300)
+    renderer = "NetworkManager"
 
 
 STACKS: dict[str, type[Stack]] = {
