@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netcfg_txn.affected import BouncePlan
-from netcfg_txn.backends import ApplySettings, Stack, get_backend
-from netcfg_txn.bounce import StackNetwork
-from netcfg_txn.links import LinkInfo, LiveState
-from netcfg_txn.model import StepResult
+from netcfg_txn.core.model import StepResult
+from netcfg_txn.net.affected import BouncePlan
+from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.links import LinkInfo, LiveState
+from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner
 
 BR0 = LinkInfo(5, "br0", "bridge", True, 1500, None, None)
