@@ -172,7 +172,7 @@ def say(tag: str, text: str = "") -> None:
         pass
 
 
-def run(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(*argv: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {p.returncode}: {p.stderr.strip()[-800:]}")
@@ -204,7 +204,7 @@ def wait_for(what: str, cond: Callable[[], Any], timeout: float, step: float = 0
 
 
 def cli(*args: str, check: bool = True) -> dict[str, Any]:
-    p = run(CLI, "--json", *args, check=False, timeout=300)
+    p = run(CLI, "--json", *args, check=False, timeout=900)
     doc: dict[str, Any] = json.loads(p.stdout or "{}")
     if check and p.returncode != 0:
         raise RuntimeError(f"netcfg-txn {' '.join(args)} exited {p.returncode}: {p.stdout}")
@@ -470,11 +470,11 @@ class Ifupdown(Stack):
 
     def ifup(self, *names: str) -> None:
         for n in names:
-            run("ifup", n, timeout=180)
+            run("ifup", n, timeout=600)
 
     def ifdown(self, *names: str) -> None:
         for n in names:
-            run("ifdown", *(() if self.v2 else ("--force",)), n, check=False, timeout=180)
+            run("ifdown", *(() if self.v2 else ("--force",)), n, check=False, timeout=600)
 
     def bring_up(self, m: dict[str, Any]) -> None:
         self.write(m)
@@ -564,7 +564,7 @@ class NetworkManager(Stack):
         wait_for(
             "NetworkManager",
             lambda: run("nmcli", "-t", "general", "status", check=False).returncode == 0,
-            120,
+            600,
         )
 
     def bring_up(self, m: dict[str, Any]) -> None:
@@ -577,16 +577,16 @@ class NetworkManager(Stack):
             *(f"bond0.{v}" for v in sorted(m["vlans"])),
             "br0",
         ]:
-            run("nmcli", "--wait", "60", "connection", "up", c, timeout=120)
+            run("nmcli", "--wait", "300", "connection", "up", c, timeout=600)
 
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
         removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
         for n in _uppers_first(removed):
-            run("nmcli", "connection", "down", n, check=False, timeout=120)
+            run("nmcli", "connection", "down", n, check=False, timeout=600)
         self.write_diff(old, new)
         run("nmcli", "connection", "reload")
         for n in reversed(_uppers_first(set(sc.changed) - removed)):
-            run("nmcli", "--wait", "60", "connection", "up", n, timeout=120)
+            run("nmcli", "--wait", "300", "connection", "up", n, timeout=600)
 
 
 class Netplan(Stack):
@@ -755,7 +755,7 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
             ns(f[1], "ping", "-n", "-c", "1", "-W", "2", f[2], check=False).returncode == 0
             for f in flows
         ),
-        120,
+        300,
         1,
     )
     pingers = [Pinger(f[0], f[1], f[2]) for f in flows]
@@ -771,14 +771,14 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
         return last if st.get("state") == "idle" and last.get("id") == tid else None
 
     try:
-        last = wait_for("the transaction to end", ended, 300, 0.5)
+        last = wait_for("the transaction to end", ended, 900, 0.5)
     except TimeoutError as e:
         last = {"outcome": "timeout", "errors": [str(e)], "bounced": []}
     res["rollback_s"] = round(time.monotonic() - t_arm, 1)
     res["outcome"] = f"{last.get('outcome')}/{last.get('reason')}"
     res["errors"] = last.get("errors", [])
     res["bounced"] = sorted(last.get("bounced", []))
-    res["restored"] = wait_settled(ref, names_old, 60)
+    res["restored"] = wait_settled(ref, names_old, 180)
     res["settle_s"] = round(time.monotonic() - t_arm, 1)
     time.sleep(1.5)
     c1 = counters(untouched)
@@ -849,8 +849,8 @@ def main() -> int:
     attach_taps()
     say("STEP", f"baseline applied t={time.monotonic() - t0:.0f}")
     names = topo_ifaces(BASE)
-    wait_for("the baseline topology", lambda: baseline_ok(BASE), 180, 0.5)
-    wait_for("every peer to answer", lambda: not flows_ok(), 120, 1)
+    wait_for("the baseline topology", lambda: baseline_ok(BASE), 600, 0.5)
+    wait_for("every peer to answer", lambda: not flows_ok(), 600, 1)
     ref = link_state()
     cli("start", "--timeout", "1h", "--allow-pending", "--label", "topology baseline")
     cli("commit")
@@ -871,7 +871,7 @@ def main() -> int:
         if not res["ok"]:
             with contextlib.suppress(Exception):
                 restore_baseline(stack)
-                wait_settled(ref, names, 60)
+                wait_settled(ref, names, 180)
     return 0
 
 
