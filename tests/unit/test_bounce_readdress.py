@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.net.affected import BouncePlan
-from netcfg_txn.net.backends import ApplySettings, Stack, get_backend
+from netcfg_txn.net.backends import ApplyConfig, Stack, get_backend
 from netcfg_txn.net.links import LinkInfo, LiveState
 from netcfg_txn.net.stack import StackNetwork
 from tests.fakes import FakeRunner
@@ -56,7 +56,7 @@ class FakeLinks:
 
 
 def network(stack: Stack, links: FakeLinks, runner: FakeRunner) -> StackNetwork:
-    settings = ApplySettings()
+    settings = ApplyConfig()
     return StackNetwork(
         get_backend(stack, settings), settings, runner=runner, links=links, settle_s=2.0
     )
