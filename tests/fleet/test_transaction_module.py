@@ -108,7 +108,8 @@ def test_commit_only_on_a_connection_opened_after_the_apply_job_ended(
 ) -> None:
     (tmp_path / "J1").write_text('{"rc": 0, "finished": 1}')
     ended = (tmp_path / "J1").stat().st_ctime
-    args = {"state": "committed", "id": "T1", "apply_job": "J1", "async_dir": str(tmp_path),
+    args: dict[str, Any] = {"state": "committed", "id": "T1", "apply_job": "J1",
+            "async_dir": str(tmp_path),
             "fresh_connection": True}  # fmt: skip
     for opened in (ended - 5, ended, None):  # before the job ended, at the same time, unknown
         monkeypatch.setattr(tm, "connection_opened_at", lambda opened=opened: opened)

@@ -47,6 +47,12 @@ def call(ns: str, code: str, arg: object = None) -> Any:
     return netns_python(ns, code, arg)
 
 
+def steps(ns: str, expr: str, snapshot: LiveState) -> Any:
+    """The sorted (action, target, ok) of the StepResults ``expr`` returns (``arg``: snapshot)."""
+    code = f"rs = {expr}\nresult = sorted((r.action, r.target, r.ok) for r in rs)"
+    return call(ns, code, snapshot.to_json())
+
+
 def add_static_routes(ns: str) -> None:
     """Routes the kernel drops when nct0 goes down, in an order that needs care to restore:
     203.0.113.65 is only reachable through the scope-link route 203.0.113.64/26."""
@@ -163,6 +169,45 @@ def test_restore_addresses_after_a_flush(host: str) -> None:
     )
     assert results == [["restore-address", "198.51.100.1/24 dev nct1", True]]
     assert verify(snapshot, capture(host), ["nct1"]) == []
+
+
+@netns
+def test_readdress_swaps_the_addresses_and_keeps_the_bridge_and_its_ports(host: str) -> None:
+    ip("addr", "add", "203.0.113.1/26", "dev", "nctbr0", ns=host)
+    ip("link", "set", "nctbr0", "up", ns=host)
+    snapshot = capture(host)
+    ip("addr", "flush", "dev", "nctbr0", ns=host)
+    ip("addr", "add", "203.0.113.3/26", "dev", "nctbr0", ns=host)
+    ip("addr", "add", "203.0.113.70/26", "dev", "nctbr0", ns=host)
+    results = steps(host, "links.readdress(L.LiveState.from_json(arg), ['nctbr0'])", snapshot)
+    assert results == [
+        ["remove-address", "203.0.113.3/26 dev nctbr0", True],
+        ["remove-address", "203.0.113.70/26 dev nctbr0", True],
+        ["restore-address", "203.0.113.1/26 dev nctbr0", True],
+    ]
+    now = capture(host)
+    assert verify(snapshot, now, ["nctbr0", "nct2", "nct0", "nct1"]) == []
+    assert link(now, "nctbr0").index == link(snapshot, "nctbr0").index  # never recreated
+
+
+@netns
+def test_reattach_enslaves_again_the_ports_a_recreated_bridge_lost(
+    topology: Topology, host: str
+) -> None:
+    topology.add_veth("nct3", "p3")
+    ip("link", "set", "nct3", "master", "nctbr0", ns=host)
+    snapshot = capture(host)
+    ip("link", "del", "nctbr0", ns=host)  # a bounce: the stack recreates it with its own port
+    ip("link", "add", "nctbr0", "type", "bridge", ns=host)
+    ip("link", "set", "nct2", "master", "nctbr0", ns=host)
+    results = steps(
+        host, "links.reattach(L.LiveState.from_json(arg), ['nctbr0'], ['nct2'])", snapshot
+    )
+    assert results == [["reattach", "nct3 master nctbr0", True]]
+    now = capture(host)
+    assert link(now, "nct3").master == "nctbr0" and link(now, "nct2").master == "nctbr0"
+    # idempotent: nothing left to do
+    assert steps(host, "links.reattach(L.LiveState.from_json(arg), ['nctbr0'], [])", snapshot) == []
 
 
 @netns

@@ -213,6 +213,61 @@ def test_file_deleted_and_file_added() -> None:
     assert bounced(added) == (("eth2",), ())
 
 
+BOND_BRIDGE = """\
+auto bond0
+iface bond0 inet static
+    address 192.0.2.17/28
+    bond-slaves eth1 eth2
+    bond-mode active-backup
+
+auto bond0.10
+iface bond0.10 inet manual
+    vlan-raw-device bond0
+
+auto br0
+iface br0 inet static
+    address 198.51.100.1/26
+    bridge-ports bond0.10
+    bridge-stp off
+"""
+BB_LIVE = ("eth1", "eth2", "bond0", "bond0.10", "br0", "tap1")
+
+
+def test_bridge_address_change_is_applied_over_netlink_not_by_a_bounce() -> None:
+    # A bounced bridge is deleted and recreated: its VM taps (not in any config) would be lost.
+    p = ifplan(BOND_BRIDGE, BOND_BRIDGE.replace("198.51.100.1/26", "198.51.100.3/26"), BB_LIVE)
+    assert bounced(p) == ((), ()) and p.delete == ()
+    assert p.readdress == ("br0",) and p.reload
+
+
+def test_bridge_address_and_option_change_still_bounces_the_bridge() -> None:
+    new = BOND_BRIDGE.replace("198.51.100.1/26", "198.51.100.3/26").replace(
+        "bridge-stp off", "bridge-stp on"
+    )
+    p = ifplan(BOND_BRIDGE, new, BB_LIVE)
+    assert p.down == ("br0", "bond0.10") and p.readdress == ()  # with its ports, as before
+
+
+def test_address_change_under_a_bounced_parent_is_part_of_the_bounce() -> None:
+    new = BOND_BRIDGE.replace("198.51.100.1/26", "198.51.100.3/26").replace(
+        "active-backup", "balance-xor"
+    )
+    p = ifplan(BOND_BRIDGE, new, BB_LIVE)
+    assert "br0" in p.down and "br0" in p.up and p.readdress == ()
+
+
+def test_a_bridge_that_is_not_live_is_brought_up_not_readdressed() -> None:
+    new = BOND_BRIDGE.replace("198.51.100.1/26", "198.51.100.3/26")
+    p = ifplan(BOND_BRIDGE, new, ("eth1", "eth2", "bond0", "bond0.10"))
+    assert p.readdress == () and "br0" in p.up
+
+
+def test_plain_link_address_change_still_bounces_it() -> None:
+    # Not a link the config creates: nothing hangs off it that a bounce could lose.
+    p = ifplan(TWO, TWO.replace("198.51.100.10/24", "198.51.100.99/24"))
+    assert bounced(p) == (("eth1",), ("eth1",)) and p.readdress == ()
+
+
 def test_bounce_plan_json_round_trip() -> None:
     p = BouncePlan(
         down=("br0", "eth1"),
@@ -223,6 +278,7 @@ def test_bounce_plan_json_round_trip() -> None:
         down_ids={"eth1": "Wired connection 1"},
         up_ids={"eth1": "Wired connection 1"},
         notes=("fallback reload: ...",),
+        readdress=("br1",),
     )
     assert BouncePlan.from_json(p.to_json()) == p
     assert BouncePlan.from_json(
@@ -382,3 +438,47 @@ def test_untouched_interfaces_are_never_bounced(
     assert set(p.down) | set(p.up) <= touched
     assert set(p.down) == touched & set(new)  # ... and every changed one with config is
     assert set(p.up) == touched & set(old)
+
+
+# ------------------------------------------------------------ address-only changes, other stacks
+
+
+def test_networkd_bridge_address_change_is_a_readdress() -> None:
+    old = {
+        ND / "40-br0.netdev": "[NetDev]\nName=br0\nKind=bridge\n",
+        ND / "40-br0.network": "[Match]\nName=br0\n[Network]\nAddress=198.51.100.1/26\n",
+    }
+    new = {**old, ND / "40-br0.network": old[ND / "40-br0.network"].replace(".1/26", ".3/26")}
+    p = plan(Stack.NETWORKD, old, new, ("br0",))
+    assert bounced(p) == ((), ()) and p.readdress == ("br0",)
+    dns = {**old, ND / "40-br0.network": old[ND / "40-br0.network"] + "DNS=192.0.2.53\n"}
+    assert plan(Stack.NETWORKD, old, dns, ("br0",)).readdress == ()
+
+
+def test_networkmanager_bridge_address_change_is_a_readdress() -> None:
+    nmdir = P("/etc/NetworkManager/system-connections")
+    text = (
+        "[connection]\nid=br0\ntype=bridge\ninterface-name=br0\n"
+        "[ipv4]\nmethod=manual\naddress1=198.51.100.1/26\n"
+    )
+    old = {nmdir / "br0.nmconnection": text}
+    new = {nmdir / "br0.nmconnection": text.replace(".1/26", ".3/26")}
+    p = plan(Stack.NETWORKMANAGER, old, new, ("br0",))
+    assert bounced(p) == ((), ()) and p.readdress == ("br0",)
+    gw = {nmdir / "br0.nmconnection": text + "gateway=198.51.100.62\n"}
+    assert plan(Stack.NETWORKMANAGER, old, gw, ("br0",)).readdress == ()
+
+
+def test_netplan_bridge_address_change_is_a_readdress() -> None:
+    yaml_path = P("/etc/netplan/10-nct.yaml")
+    text = (
+        "network:\n  version: 2\n  bridges:\n    br0:\n      interfaces: []\n"
+        "      addresses: [198.51.100.1/26]\n"
+    )
+    p = plan(
+        Stack.NETPLAN,
+        {yaml_path: text},
+        {yaml_path: text.replace(".1/26", ".3/26")},
+        ("br0",),
+    )
+    assert bounced(p) == ((), ()) and p.readdress == ("br0",)

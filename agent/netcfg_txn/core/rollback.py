@@ -79,8 +79,13 @@ class BouncePlan:
     down_ids: Mapping[str, str] = dataclasses.field(default_factory=_no_ids)  # current config
     up_ids: Mapping[str, str] = dataclasses.field(default_factory=_no_ids)  # snapshot config
     notes: tuple[str, ...] = ()  # why paths are unattributed, what the fallback did: log them
+    # Links whose only change is their static addresses: not bounced, their addresses are set
+    # back over netlink (a bounced bridge would drop the ports and VM taps attached to it).
+    readdress: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        # "readdress" only when used: a plan without it reads the same as the previous version's.
+        extra = {"readdress": list(self.readdress)} if self.readdress else {}
         return {
             "down": list(self.down),
             "delete": list(self.delete),
@@ -90,6 +95,7 @@ class BouncePlan:
             "down_ids": dict(self.down_ids),
             "up_ids": dict(self.up_ids),
             "notes": list(self.notes),
+            **extra,
         }
 
     @classmethod
@@ -106,6 +112,7 @@ class BouncePlan:
             down_ids=_ids(d, "down_ids"),
             up_ids=_ids(d, "up_ids"),
             notes=tuple(str(n) for n in d.get("notes", [])),
+            readdress=_names(d, "readdress") if "readdress" in d else (),
         )
 
 

@@ -247,6 +247,14 @@ def plan_bounce(
     universe = frozenset({k for k in literal if not is_pattern(k)} | live)
     gold, gnew = _graph(vold, universe), _graph(vnew, universe)
     changed = {n for n in gold.names | gnew.names if vold.effective(n) != vnew.effective(n)}
+    # Only links the config creates (bridge, bond, vlan): bouncing one deletes it, and what the
+    # config does not list goes with it (VM taps on a bridge, links stacked by other tools).
+    readdress = {
+        n
+        for n in changed & gold.virtual & gnew.virtual & live
+        if _addresses_only(backend, vold.effective(n), vnew.effective(n))
+    }
+    changed -= readdress
 
     # Closure: everything stacked on or enslaving a changed link, transitively; and the ports of a
     # changed controller, but not the other ports of one bounced only because one port changed.
@@ -264,6 +272,7 @@ def plan_bounce(
     for c in changed:
         affected |= gold.enslaved.get(c, frozenset()) | gnew.enslaved.get(c, frozenset())
 
+    readdress -= affected  # bounced anyway, because something it sits on is
     down, up = affected & gnew.names, affected & gold.names
     paths = tuple(unattributed)
     if paths and fallback == "all":
@@ -292,7 +301,21 @@ def plan_bounce(
         down_ids={n: gnew.ids[n] for n in down_order if n in gnew.ids},
         up_ids={n: gold.ids[n] for n in up_order if n in gold.ids},
         notes=tuple(notes),
+        readdress=tuple(sorted(readdress)),
     )
+
+
+def _addresses_only(backend: Backend, old: Sequence[str], new: Sequence[str]) -> bool:
+    """Do two configurations of one link differ in nothing but its static addresses?"""
+    if len(old) != len(new):
+        return False
+    for o, n in zip(old, new, strict=True):
+        if o == n:
+            continue
+        a, b = backend.without_addresses(o), backend.without_addresses(n)
+        if a is None or a != b:
+            return False
+    return True
 
 
 def _dep_names(fc: FileConfig) -> Iterable[str]:

@@ -187,9 +187,15 @@ class StackNetwork:
         interfaces match the snapshot, and a failure counts only if they never do.
         """
         bp = _bounce(plan)
-        if live is None or not bp.up:
-            return []
-        snapshot, names = LiveState.from_json(live), sorted(set(bp.up))
+        results = self._readdress(bp.readdress, live) if bp.readdress else []
+        if live is None or not (bp.up or bp.readdress):
+            return results
+        snapshot = LiveState.from_json(live)
+        bounced = set(bp.up) | set(bp.readdress)
+        # Ports of a bounced bridge or bond that no config lists (a VM's tap): recreating the
+        # controller dropped them, and no stack will enslave them again.
+        ports = {link.name for link in snapshot.links if link.master in bounced} - bounced
+        names = sorted(bounced | ports)
         t0 = time.monotonic()
         self._settle_until = t0 + self._settle_s
         grace = t0 + self._route_grace_s
@@ -197,23 +203,38 @@ class StackNetwork:
         while True:
             with self._links() as ln:
                 mismatches = verify(snapshot, ln.capture(), names)
+                attempts = ln.reattach(snapshot, bounced, bounced) if mismatches and ports else []
                 if mismatches and time.monotonic() >= grace:
-                    attempts = ln.restore_routes(snapshot, names)
-                    routes.update((r.target, r) for r in attempts)
-                    if attempts:
-                        mismatches = verify(snapshot, ln.capture(), names)
+                    attempts += ln.restore_routes(snapshot, names)
+                routes.update((r.target, r) for r in attempts)
+                if attempts:
+                    mismatches = verify(snapshot, ln.capture(), names)
             if not mismatches or time.monotonic() >= self._settle_until:
                 break
             time.sleep(SETTLE_POLL_S)
-        return [r for r in routes.values() if r.ok or mismatches]
+        return results + [r for r in routes.values() if r.ok or mismatches]
+
+    def _readdress(self, names: Sequence[str], live: LiveJson) -> list[StepResult]:
+        """Links whose addresses alone changed: set the snapshot's addresses back over netlink
+        (nothing is taken down, so a bridge keeps its ports), then let the stack catch up."""
+        if live is None:
+            return [
+                StepResult("readdress", n, False, "no live snapshot: addresses not restored")
+                for n in names
+            ]
+        with self._links() as ln:
+            results = ln.readdress(LiveState.from_json(live), names)
+        return results + self.backend.readdressed(names, self._run)
 
     def verify(self, plan: NetworkPlan, live: LiveJson) -> list[StepResult]:
         """Poll until the restored interfaces match the snapshot (within the time left since the
         routes stage began), then report each remaining mismatch."""
         bp = _bounce(plan)
-        if live is None or not bp.up:
+        if live is None or not (bp.up or bp.readdress):
             return []
-        snapshot, names = LiveState.from_json(live), sorted(set(bp.up))
+        snapshot, bounced = LiveState.from_json(live), {*bp.up, *bp.readdress}
+        ports = {link.name for link in snapshot.links if link.master in bounced}
+        names = sorted(bounced | ports)  # unlisted ports were re-attached with the routes
         until = self._settle_until or time.monotonic() + self._settle_s
         self._settle_until = None
         while True:
@@ -234,7 +255,7 @@ class StackNetwork:
 
     def run_hook(self, plan: NetworkPlan) -> list[StepResult]:
         bp = _bounce(plan)
-        if self._hook and (bp.down or bp.up or bp.unattributed):
+        if self._hook and (bp.down or bp.up or bp.unattributed or bp.readdress):
             return [run_command_hook(self._hook, self._run, HOOK_TIMEOUT_S)]
         return []
 

@@ -172,6 +172,17 @@ class Backend(abc.ABC):
     ) -> list[StepResult]:
         """Bring these links up from the (restored) files, in the order given."""
 
+    def without_addresses(self, fragment: str) -> str | None:
+        """One link's configuration (a ``FileConfig.fragments`` value) with its static
+        addresses taken out, so that a change of addresses alone is told apart and applied over
+        netlink instead of bouncing the link. None: this stack cannot tell (always bounce)."""
+        return None
+
+    def readdressed(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        """After the files are back and the addresses of these links were set back over
+        netlink: make the stack's own state agree without taking them down."""
+        return []
+
     def forget(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
         """After its tool could not take these links down and netlink did instead: make the
         stack's own state agree (they are not configured), with the restored files in place."""

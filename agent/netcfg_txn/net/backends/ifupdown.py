@@ -152,6 +152,15 @@ class Ifupdown(Backend, stack=Stack.IFUPDOWN):
             controllers=frozenset(controllers),
         )
 
+    def without_addresses(self, fragment: str) -> str | None:
+        # ifup reads the files each time, and ifdown removes what the restored file says: a
+        # changed "address"/"netmask" needs nothing from ifupdown once netlink has set it back.
+        return "".join(
+            line
+            for line in fragment.splitlines(keepends=True)
+            if line.split()[:1] not in (["address"], ["netmask"])
+        )
+
     def down(
         self,
         ifnames: Sequence[str],

@@ -201,6 +201,21 @@ class Netplan(Backend, stack=Stack.NETPLAN):
             aliases=aliases,
         )
 
+    def without_addresses(self, fragment: str) -> str | None:
+        out = []
+        for line in fragment.splitlines():
+            entry = json.loads(line)
+            if isinstance(entry.get("config"), dict):
+                entry["config"].pop("addresses", None)
+            out.append(_canon(entry))
+        return "\n".join(out)
+
+    def readdressed(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        networkd, nm = self._renderers()
+        if nm.why_unusable(run) is not None:
+            return []  # networkd re-applied the changed .network on reload
+        return nm.readdressed(ifnames, run)
+
     def _renderers(self) -> tuple[Networkd, NetworkManager]:
         return Networkd(self.settings), NetworkManager(self.settings)
 

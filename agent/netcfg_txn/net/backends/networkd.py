@@ -93,6 +93,13 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         )
         return self._fragment(path.suffix, keys, applied, sections)
 
+    def without_addresses(self, fragment: str) -> str | None:
+        # Canonical keyfile text; ``networkctl reload`` re-applies a changed .network to its
+        # links without taking them down, so netlink only has to agree with it.
+        return "".join(
+            line for line in fragment.splitlines(keepends=True) if not line.startswith("Address=")
+        )
+
     @staticmethod
     def _fragment(
         suffix: str,

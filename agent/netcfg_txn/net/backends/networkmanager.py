@@ -62,6 +62,10 @@ def nmcli(*args: str) -> list[str]:
     return ["nmcli", *args]
 
 
+# address1=..., address2=... and the old addresses= of [ipv4]/[ipv6] in a canonical keyfile
+_ADDRESS_KEY = re.compile(r"address(es|\d+)=")
+
+
 class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
     asynchronous = True
 
@@ -166,6 +170,22 @@ class NetworkManager(Backend, stack=Stack.NETWORKMANAGER):
             if n in ids
             # No profile id known (plan made without one): let NetworkManager pick the best.
             else command_step("up", n, nmcli("connection", "up", "ifname", n), run, t)
+            for n in ifnames
+        ]
+
+    def without_addresses(self, fragment: str) -> str | None:
+        return "".join(
+            line for line in fragment.splitlines(keepends=True) if not _ADDRESS_KEY.match(line)
+        )
+
+    def readdressed(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        # The active profile still holds the discarded addresses: "device reapply" makes it the
+        # restored one without deactivating the device (a bridge keeps its ports).
+        t = self.settings.timeout_s
+        return [
+            refused
+            if (refused := self.refuse_name("reapply", n)) is not None
+            else command_step("reapply", n, nmcli("device", "reapply", n), run, t)
             for n in ifnames
         ]
 
