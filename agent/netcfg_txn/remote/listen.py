@@ -40,6 +40,8 @@ from aiohttp import web
 from netcfg_txn.core.errors import NetcfgTxnError
 from netcfg_txn.core.remoteconf import RemoteConfig
 from netcfg_txn.host import sd
+from netcfg_txn.remote.connection import Connection, Slot
+from netcfg_txn.remote.connection import Limits as Limits
 from netcfg_txn.remote.ratelimit import source_key
 from netcfg_txn.remote.tls import server_context
 
@@ -63,104 +65,6 @@ def _endpoint(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-@dataclasses.dataclass
-class _Slot:
-    """One accepted connection's place in the caps; released exactly once."""
-
-    owner: RemoteListener
-    source: str
-    released: bool = False
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.owner._release(self.source)
-
-
-class _Conn(asyncio.Protocol):
-    """aiohttp's RequestHandler behind a guard that aborts a connection which sits without a
-    request in progress past its timeout (request heads that never finish, idle keep-alives)."""
-
-    def __init__(self, inner: asyncio.Protocol, listener: RemoteListener, slot: _Slot) -> None:
-        self._inner = inner
-        self._listener = listener
-        self._slot = slot
-        self._transport: asyncio.BaseTransport | None = None
-        self._in_flight = 0
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        self._listener._conns[transport] = self
-        self._arm(self._listener.limits.header_timeout_s)
-        self._inner.connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel()
-        if self._transport is not None:
-            self._listener._conns.pop(self._transport, None)
-        self._slot.release()
-        self._inner.connection_lost(exc)
-
-    # A request head arrived (the middleware saw the request) / its response went out.
-    def request_started(self) -> None:
-        self._in_flight += 1
-        self._cancel()
-
-    def request_done(self) -> None:
-        self._in_flight = max(0, self._in_flight - 1)
-        if self._in_flight == 0:
-            self._arm(self._listener.limits.idle_timeout_s)
-
-    def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()  # type: ignore[attr-defined]
-
-    def _arm(self, seconds: float) -> None:
-        self._cancel()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._expired)
-
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expired(self) -> None:
-        self._timer = None
-        if self._in_flight == 0 and self._transport is not None:
-            self._listener.timed_out += 1
-            self._transport.abort()  # type: ignore[attr-defined]
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    header_timeout_s: float
-    idle_timeout_s: float
-    max_connections: int
-    max_per_source: int
-
-    @classmethod
-    def from_config(cls, cfg: RemoteConfig) -> Limits:
-        return cls(
-            cfg.header_timeout_s,
-            cfg.idle_timeout_s,
-            cfg.max_connections,
-            cfg.max_connections_per_source,
-        )
-
-
 class RemoteListener:
     """Every ``[remote] listen`` address, served by ``factory`` (the aiohttp runner's server)."""
 
@@ -179,7 +83,7 @@ class RemoteListener:
         self._ssl: ssl.SSLContext | None = None
         self._socks: list[socket.socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._conns: dict[asyncio.BaseTransport, _Conn] = {}
+        self._conns: dict[asyncio.BaseTransport, Connection] = {}
         self._per_source: dict[str, int] = {}
         self._total = 0
         self.refused = 0  # connections closed at accept() by a cap
@@ -375,7 +279,7 @@ class RemoteListener:
             self._total += 1
             self._per_source[source] = self._per_source.get(source, 0) + 1
             conn.setblocking(False)
-            self._spawn(self._serve(conn, _Slot(self, source)))
+            self._spawn(self._serve(conn, Slot(self, source)))
 
     def _pause_accept(self, lsock: socket.socket, e: OSError) -> None:
         loop = asyncio.get_running_loop()
@@ -396,14 +300,14 @@ class RemoteListener:
         else:
             self._per_source.pop(source, None)
 
-    async def _serve(self, conn: socket.socket, slot: _Slot) -> None:
+    async def _serve(self, conn: socket.socket, slot: Slot) -> None:
         loop = asyncio.get_running_loop()
         kw: dict[str, Any] = {}
         if self._ssl is not None:
             kw = {"ssl": self._ssl, "ssl_handshake_timeout": self.limits.header_timeout_s}
         try:
             await loop.connect_accepted_socket(
-                lambda: _Conn(self._factory(), self, slot), conn, **kw
+                lambda: Connection(self._factory(), self, slot), conn, **kw
             )
         except BaseException as e:
             conn.close()
