@@ -17,7 +17,6 @@ from netcfg_txn.net.backends import Stack
 from netcfg_txn.net.choose import make_network
 from netcfg_txn.net.network import Network
 from netcfg_txn.net.nmcheckpoint import NmCheckpoint
-from netcfg_txn.net.stack import StackNetwork
 
 NM_CHECKPOINT_RECORD = "nm-checkpoint.json"
 
@@ -30,6 +29,10 @@ def engine(root: Path, cfg: Config, *, config: Path | None, state_dir: Path | No
     checkpoint = NmCheckpoint(run, cfg.state_dir / NM_CHECKPOINT_RECORD, clock)
 
     def network_for(c: Config) -> Network:
+        # Here, not at the top: the stack network pulls in netlink (pyroute2, asyncio), which
+        # the offline commands that never touch the network should not pay for.
+        from netcfg_txn.net.stack import StackNetwork
+
         network = make_network(c, root=root)
         if (
             root == Path("/")

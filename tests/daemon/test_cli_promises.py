@@ -28,7 +28,7 @@ NOBODY = 65534
 AS_NOBODY = """
 import os, sys
 import netcfg_txn.cli.main, netcfg_txn.cli.fastpath, netcfg_txn.cli.group, netcfg_txn.engine
-import netcfg_txn.net.choose
+import netcfg_txn.net.choose, netcfg_txn.net.stack, netcfg_txn.assemble
 import netcfg_txn.host.runner, netcfg_txn.host.clock
 import json, http.client, encodings.idna
 os.setgroups([])
