@@ -171,7 +171,9 @@ def test_controller_killed_mid_batch_every_started_host_rolls_back_alone(
     first, *later = batches(fleet)
     marks = fleet.workdir / "marks"
     marks.mkdir()
-    hold = 20
+    # The re-armed deadline must outlast the wait for the batch's last host to reach its checks
+    # (about 1 s of controller CPU per host): the first one reached must still be open then.
+    hold = 20 + 2 * serial()
     doc = {"nctf_serial": serial(), "nctf_timeout": f"{timeout_s()}s", "nctf_hold": f"{hold}s",
            "nctf_checks": str(PLAYBOOKS / "tasks/hold_checks.yml"),
            "nctf_marks": str(marks)}  # fmt: skip
