@@ -178,7 +178,11 @@ def test_rpm_payload_installs_into_an_empty_root(rpm: Path, tmp_path: Path) -> N
         "/var/lib/netcfg-txn",
     ):
         assert path in files, path
-    assert any(re.search(r"/site-packages/netcfg_txn/daemon\.py$", f) for f in files)
+    # Every module of every sub-package is in the payload, not only the top-level ones.
+    shipped = {f.split("/site-packages/", 1)[1] for f in files if "/site-packages/netcfg_txn/" in f}
+    agent = Path(__file__).resolve().parents[2] / "agent"
+    expected = {str(m.relative_to(agent)) for m in (agent / "netcfg_txn").rglob("*.py")}
+    assert not expected - shipped, sorted(expected - shipped)
     for unit in (*UNITS, *STATIC):
         assert (root / "usr/lib/systemd/system" / unit).read_text() == (
             Path(__file__).resolve().parents[2] / "units" / unit
