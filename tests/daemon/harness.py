@@ -112,11 +112,13 @@ class Daemon:
             return self.proc.pid
         import psutil
 
-        with contextlib.suppress(psutil.Error):  # a wrapper that exec()s the daemon
-            if "netcfg_txn.daemon" in " ".join(psutil.Process(self.proc.pid).cmdline()):
-                return self.proc.pid
         end = time.monotonic() + 10
         while time.monotonic() < end:
+            with contextlib.suppress(psutil.Error):  # a wrapper that exec()s the daemon
+                argv = psutil.Process(self.proc.pid).cmdline()
+                # strace's own argv names the daemon too: only a process running Python counts
+                if argv and argv[0] != self.wrapper[0] and "netcfg_txn.daemon" in " ".join(argv):
+                    return self.proc.pid
             for ch in psutil.Process(self.proc.pid).children(recursive=True):
                 with contextlib.suppress(psutil.Error):
                     if "netcfg_txn.daemon" in " ".join(ch.cmdline()):
@@ -144,6 +146,14 @@ class Daemon:
         try:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
+            # SIGKILL of a wrapper (strace -f) detaches the daemon and leaves it running: kill
+            # every process under the wrapper first.
+            import psutil
+
+            with contextlib.suppress(psutil.Error):
+                for ch in psutil.Process(self.proc.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        ch.kill()
             self.proc.kill()
             return self.proc.wait(5)
 
