@@ -191,11 +191,8 @@ class StackNetwork:
         if live is None or not (bp.up or bp.readdress):
             return results
         snapshot = LiveState.from_json(live)
-        bounced = set(bp.up) | set(bp.readdress)
-        # Ports of a bounced bridge or bond that no config lists (a VM's tap): recreating the
-        # controller dropped them, and no stack will enslave them again.
-        ports = {link.name for link in snapshot.links if link.master in bounced} - bounced
-        names = sorted(bounced | ports)
+        bounced, names = _settled(bp, snapshot)
+        ports = set(names) - bounced
         t0 = time.monotonic()
         self._settle_until = t0 + self._settle_s
         grace = t0 + self._route_grace_s
@@ -232,9 +229,8 @@ class StackNetwork:
         bp = _bounce(plan)
         if live is None or not (bp.up or bp.readdress):
             return []
-        snapshot, bounced = LiveState.from_json(live), {*bp.up, *bp.readdress}
-        ports = {link.name for link in snapshot.links if link.master in bounced}
-        names = sorted(bounced | ports)  # unlisted ports were re-attached with the routes
+        snapshot = LiveState.from_json(live)
+        _, names = _settled(bp, snapshot)  # unlisted ports were re-attached with the routes
         until = self._settle_until or time.monotonic() + self._settle_s
         self._settle_until = None
         while True:
@@ -258,6 +254,15 @@ class StackNetwork:
         if self._hook and (bp.down or bp.up or bp.unattributed or bp.readdress):
             return [run_command_hook(self._hook, self._run, HOOK_TIMEOUT_S)]
         return []
+
+
+def _settled(bp: BouncePlan, snapshot: LiveState) -> tuple[set[str], list[str]]:
+    """The links the rollback set back (bounced or readdressed), and those plus the ports of a
+    bounced bridge or bond that no config lists (a VM's tap): recreating the controller dropped
+    them, and no stack will enslave them again."""
+    bounced = {*bp.up, *bp.readdress}
+    ports = {link.name for link in snapshot.links if link.master in bounced}
+    return bounced, sorted(bounced | ports)
 
 
 def _bounce(plan: NetworkPlan) -> BouncePlan:
