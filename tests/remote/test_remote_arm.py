@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tests.remote.conftest import Lab
+from tests.remote.conftest import Lab, wait_peer
 
 HOST = "192.0.2.1"
 
@@ -16,10 +16,7 @@ HOST = "192.0.2.1"
 def test_remote_arm_moves_the_deadline_and_refusals_change_nothing(lab: Lab) -> None:
     p, h = lab.peer, lab.host
     no_arm = h.add_peer("no-arm", operations=["status", "start", "confirm", "rollback"])
-    end = time.monotonic() + 30  # the daemon re-reads peers.d at most once a second
-    while not p.call(HOST, "status", token=no_arm)["ok"]:
-        assert time.monotonic() < end, h.log()
-        time.sleep(0.3)
+    wait_peer(lab, no_arm)
     s = p.call(HOST, "start", token=lab.token, timeout="60s")
     assert s["ok"], s
     tid, ttok = s["doc"]["transaction"]["id"], s["doc"]["token"]

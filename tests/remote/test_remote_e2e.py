@@ -81,6 +81,10 @@ def test_auth_rejections_change_nothing(lab: Lab, tmp_path: Path) -> None:
     expired = h.add_peer("old", expires=time.time() - 10)
     revoked = h.add_peer("gone")
     confirm_only = h.add_peer("weak", operations=["status", "confirm"])
+    # The daemon must have loaded these files before "gone" is revoked: a peer it never knew is
+    # refused too, so waiting for "gone" to be refused would prove nothing about the reload.
+    wait_peer(lab, revoked)
+    wait_peer(lab, confirm_only)
     first = p.call(HOST, "start", token=lab.token, timeout="30s")
     old_tid, old_tok = first["doc"]["transaction"]["id"], first["doc"]["token"]
     assert p.call(HOST, "rollback", old_tid, old_tok, token=lab.token)["ok"]
