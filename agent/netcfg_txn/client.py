@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Protocol
 
 from netcfg_txn import __version__
 from netcfg_txn.core.errors import (
@@ -28,28 +27,31 @@ from netcfg_txn.core.errors import (
 )
 from netcfg_txn.core.tokens import TOKEN_HEADER
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Transport(Protocol):
+        """How to reach the API, and what each way of failing means on this path."""
+
+        @property
+        def where(self) -> str:
+            """The endpoint, as errors name it."""
+
+        def exchange(
+            self, method: str, path: str, headers: dict[str, str], body: bytes | None
+        ) -> tuple[int, bytes]:
+            """(HTTP status, reply body); raises OSError or BrokenReply."""
+
+        def network_error(self, e: OSError) -> NetcfgTxnError: ...
+
+        def broken_reply(self, e: BrokenReply) -> NetcfgTxnError: ...
+
+        def bad_reply(self, status: int) -> NetcfgTxnError: ...
+
 
 class BrokenReply(Exception):
     """The bytes that came back are not an HTTP/1.x response."""
-
-
-class Transport(Protocol):
-    """How to reach the API, and what each way of failing means on this path."""
-
-    @property
-    def where(self) -> str:
-        """The endpoint, as errors name it."""
-
-    def exchange(
-        self, method: str, path: str, headers: dict[str, str], body: bytes | None
-    ) -> tuple[int, bytes]:
-        """(HTTP status, reply body); raises OSError or BrokenReply."""
-
-    def network_error(self, e: OSError) -> NetcfgTxnError: ...
-
-    def broken_reply(self, e: BrokenReply) -> NetcfgTxnError: ...
-
-    def bad_reply(self, status: int) -> NetcfgTxnError: ...
 
 
 class ApiClient:

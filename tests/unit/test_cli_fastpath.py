@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The fast path (status, commit, rollback without click) against the click tree: for every form
-it accepts, the same request, the same stdout, stderr and exit code; every other form is left to
-click."""
+"""The fast path (the verbs that talk to the daemon, without click) against the click tree: for
+every form it accepts, the same request, the same stdout, stderr and exit code; every other form
+is left to click; its table of options cannot drift from the click commands."""
 
 from __future__ import annotations
 
@@ -49,6 +49,64 @@ REPLIES = {
         {
             "ok": False,
             "error": {"code": "no-transaction", "message": "none open", "hint": "start one"},
+        },
+    ),  # fmt: skip
+    "started": (
+        200,
+        {
+            "ok": True,
+            "transaction": {**TXN, "timeout_s": 60.0},
+            "token": "tok",
+            "warnings": ["baseline \x1b[1mmissing"],
+        },
+    ),  # fmt: skip
+    "extended": (200, {"ok": True, "transaction": TXN}),
+    "diff": (
+        200,
+        {
+            "ok": True,
+            "against": "snapshot",
+            "files": [
+                {
+                    "path": "/etc/b",
+                    "change": "modified",
+                    "diff": "--- /etc/b\n+++ /etc/b\n-a\n+b\n",
+                },
+                {"path": "/etc/c", "change": "type", "detail": "now a symlink"},
+            ],
+        },
+    ),  # fmt: skip
+    "no-diff": (200, {"ok": True, "against": "baseline", "files": []}),
+    "plan": (
+        200,
+        {
+            "ok": True,
+            "transaction": "t1",
+            "backend": "ifupdown",
+            "untouched": 2,
+            "files": [{"action": "restore", "path": "/etc/b"}],
+            "interfaces": {"down": ["eth0"], "delete": [], "up": ["eth0"]},
+            "unattributed": ["/etc/x"],
+            "notes": ["n"],
+        },
+    ),  # fmt: skip
+    "history": (
+        200,
+        {
+            "ok": True,
+            "history": [
+                {
+                    "id": "t0",
+                    "phase": "rolled-back",
+                    "reason": "timeout",
+                    "label": "l",
+                    "ended_wall_s": 1.7e9,
+                    "changed": ["/etc/b"],
+                    "bounced": ["eth0"],
+                    "edited_after_apply": ["/etc/c"],
+                    "errors": ["e"],
+                }
+            ],
         },
     ),  # fmt: skip
     "rollback-failed": (
@@ -111,6 +169,20 @@ FORMS = [
     ("rolled-back", ["rollback", "--token", "tok", "--json"]),
     ("rollback-failed", ["rollback"]),
     ("rollback-failed", ["--json", "rollback", "--id", "t1"]),
+    ("started", ["start"]),
+    ("started", ["start", "--timeout", "1h", "--label", "bench", "--allow-pending"]),
+    ("started", ["--json", "start", "--timeout=90", "--label=x y"]),
+    ("none", ["start", "--timeout", "5m"]),
+    ("extended", ["extend", "--timeout", "1h"]),
+    ("extended", ["extend", "--timeout", "1h", "--force", "--id", "t1", "--token", "tok"]),
+    ("none", ["--json", "extend", "--timeout=2m"]),
+    ("diff", ["diff"]),
+    ("no-diff", ["diff", "--json"]),
+    ("plan", ["plan"]),
+    ("plan", ["--json", "plan"]),
+    ("history", ["history"]),
+    ("history", ["history", "--limit", "5"]),
+    ("history", ["history", "--limit=1000", "--json"]),
 ]
 
 
@@ -159,8 +231,9 @@ def test_the_socket_and_token_come_from_the_environment_as_with_click(
         [],
         ["--help"],
         ["status", "-h"],
-        ["--version"],
-        ["history"],
+        ["--version", "status"],
+        ["status", "--version"],
+        ["--version", "--version"],
         ["status", "--force"],
         ["status", "extra"],
         ["commit", "--id"],
@@ -174,6 +247,20 @@ def test_the_socket_and_token_come_from_the_environment_as_with_click(
         ["rollback", "--force", "--force"],
         ["--", "status"],
         ["stat"],
+        ["extend"],
+        ["extend", "--timeout", "soon"],
+        ["start", "--timeout", "0"],
+        ["start", "--timeout", "-1h"],
+        ["start", "--probe", "tcp:192.0.2.1:22"],
+        ["start", "--policy", "either"],
+        ["start", "--label", "-x"],
+        ["start", "--token-file", "/"],
+        ["history", "--limit", "0"],
+        ["history", "--limit", "1001"],
+        ["history", "--limit", "+5"],
+        ["history", "--limit", "\u0661"],
+        ["diff", "--limit", "5"],
+        ["plan", "extra"],
     ],
 )
 def test_every_other_form_is_left_to_click(args: list[str]) -> None:
@@ -193,3 +280,45 @@ def test_the_fast_path_does_not_import_click_or_ssl() -> None:
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_version_is_what_click_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fastpath._parse(["--socket", "/s", "--version"]) is not None
+    fast = _run(["--socket", "/s", "--version"], capsys)
+    from netcfg_txn.cli.group import run_click
+
+    try:
+        run_click(["--version"], Output(False))
+    except SystemExit as e:
+        assert not e.code
+    assert fast == (0, *capsys.readouterr()) and fast[1].startswith("netcfg-txn, version ")
+
+
+def _click_options(cmd: object) -> tuple[set[str], set[str]]:
+    """(long options that take a value, flags) of a click command, help and --json aside."""
+    import click
+
+    assert isinstance(cmd, click.Command)
+    values: set[str] = set()
+    flags: set[str] = set()
+    for p in cmd.params:
+        if isinstance(p, click.Option):
+            names = {o for o in p.opts if o.startswith("--")} - {"--help", "--json"}
+            (flags if p.is_flag else values).update(names)
+    return values, flags
+
+
+# What the fast path leaves to click on purpose: the probe options are checked against the
+# probe syntax, which only the click path imports.
+LEFT_TO_CLICK = {"start": {"--probe", "--probe-failure", "--policy", "--probe-setting"}}
+
+
+def test_the_fast_path_table_matches_the_click_commands() -> None:
+    from netcfg_txn.cli.group import cli
+
+    values, flags = _click_options(cli)
+    assert values == fastpath.GLOBAL_VALUES and flags == {fastpath.VERSION}
+    for verb, (fast_values, fast_flags) in fastpath.VERBS.items():
+        click_values, click_flags = _click_options(cli.commands[verb])
+        assert fast_flags == click_flags, verb
+        assert fast_values | LEFT_TO_CLICK.get(verb, set()) == click_values, verb

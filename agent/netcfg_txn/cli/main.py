@@ -12,10 +12,13 @@ else (and any option the fast path does not know, help included) goes through th
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 from netcfg_txn.cli.output import Output
 from netcfg_txn.core.errors import Failed, InternalError, NetcfgTxnError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def _fail(out: Output, e: NetcfgTxnError) -> NoReturn:

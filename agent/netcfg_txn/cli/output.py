@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
 
 from netcfg_txn.core.display import escape
 from netcfg_txn.core.errors import NetcfgTxnError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 def echo(text: str, err: bool = False) -> None:

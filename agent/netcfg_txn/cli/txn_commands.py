@@ -16,7 +16,6 @@ from netcfg_txn.cli.context import Ctx
 from netcfg_txn.cli.options import duration_arg, pass_ctx, token_options
 from netcfg_txn.cli.output import duration, txn_human, txn_path, when
 from netcfg_txn.cli.probes import probe_options
-from netcfg_txn.cli.secret_files import write_token_file
 from netcfg_txn.core.display import escape_line
 from netcfg_txn.core.errors import Failed, NotKept, NoTransaction
 
@@ -45,26 +44,9 @@ def start(
     With --probe, the daemon runs the health checks after the settle time; a failing one rolls
     the change back at once (reason health) unless --probe-failure ignore.
     """
-    body: dict[str, Any] = {"allow_pending": allow_pending, "label": label, **probe_request}
     if timeout is not None:
-        body["timeout"] = timeout
         duration_arg(timeout)
-    doc = c.call("POST", "/v1/transactions", body)
-    t = doc["transaction"]
-    for w in doc.get("warnings") or []:
-        c.out.info(f"WARNING: {w}")
-    if token_file:
-        write_token_file(token_file, doc["token"])
-    human = (
-        f"Transaction {t['id']} started: {t['file_count']} files snapshotted.\n"
-        f"Deadline: {when(t['deadline_wall_s'])} (in {duration(t['timeout_s'])}). "
-        "Without a commit by then, the snapshot is restored.\n"
-        f"Token: {doc['token']}\n"
-        "  (remote callers need it; local root may commit without it)\n"
-        "Keep the change:  netcfg-txn commit\n"
-        "Undo it now:      netcfg-txn rollback"
-    )
-    c.out.result(doc, human)
+    common_verbs.start(c, timeout, allow_pending, label, token_file, probe_request)
 
 
 @click.command()
@@ -102,9 +84,7 @@ def rollback(c: Ctx, token: str | None, txn_id: str | None, force: bool) -> None
 def extend(c: Ctx, timeout: str, force: bool, token: str | None, txn_id: str | None) -> None:
     """Move the deadline (the only way it moves)."""
     duration_arg(timeout)
-    doc = c.call("POST", txn_path(txn_id, "arm"), {"timeout": timeout, "force": force}, token=token)
-    t = doc["transaction"]
-    c.out.result(doc, f"Transaction {t['id']}: deadline now {when(t['deadline_wall_s'])}.")
+    common_verbs.extend(c, timeout, force, token, txn_id)
 
 
 def _ask_keep(deadline_wall: float) -> bool | None:

@@ -8,9 +8,11 @@ journal) and an ``exit_code``. Anything that is not a ``NetcfgTxnError`` is a bu
 from __future__ import annotations
 
 import enum
-import shlex
-from collections.abc import Sequence
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, ClassVar
 
 
 class ExitCode(enum.IntEnum):
@@ -143,6 +145,8 @@ class CommandFailed(NetcfgTxnError):
 
     def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str) -> None:
         status = str(returncode) if returncode is not None else "did not finish"
+        import shlex  # here: the CLI starts without it
+
         super().__init__(f"{shlex.join(argv)} failed ({status}): {stderr or 'no output'}")
         self.argv = tuple(argv)
         self.returncode = returncode

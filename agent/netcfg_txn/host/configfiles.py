@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netcfg_txn.core.config import DEFAULT_CONFIG, Config, parse
 from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.core.paths import DEFAULT_CONFIG
+
+TYPE_CHECKING = False  # mypy treats this name as True
+if TYPE_CHECKING:
+    from netcfg_txn.core.config import Config
 
 
 def layer_paths(config: Path) -> list[Path]:
@@ -35,4 +39,6 @@ def read_layers(config: Path = DEFAULT_CONFIG) -> list[tuple[str, str]]:
 
 def load(config: Path = DEFAULT_CONFIG, *, state_dir: Path | None = None) -> Config:
     """The configuration in force: every layer of ``config``, parsed. Raises ConfigError."""
+    from netcfg_txn.core.config import parse  # here: reading the layers needs no parser
+
     return parse(read_layers(config), state_dir=state_dir)
