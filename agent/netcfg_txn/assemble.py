@@ -15,7 +15,7 @@ from netcfg_txn.host.clock import SystemClock
 from netcfg_txn.host.runner import run
 from netcfg_txn.net.backends import Stack
 from netcfg_txn.net.choose import make_network
-from netcfg_txn.net.network import Network
+from netcfg_txn.net.network import HookNetwork, Network
 from netcfg_txn.net.nmcheckpoint import NmCheckpoint
 
 NM_CHECKPOINT_RECORD = "nm-checkpoint.json"
@@ -29,16 +29,14 @@ def engine(root: Path, cfg: Config, *, config: Path | None, state_dir: Path | No
     checkpoint = NmCheckpoint(run, cfg.state_dir / NM_CHECKPOINT_RECORD, clock)
 
     def network_for(c: Config) -> Network:
+        network = make_network(c, root=root)
+        if root != Path("/") or isinstance(network, HookNetwork):
+            return network
         # Here, not at the top: the stack network pulls in netlink (pyroute2, asyncio), which
-        # the offline commands that never touch the network should not pay for.
+        # the hook network (and the offline commands with it) should not pay for.
         from netcfg_txn.net.stack import StackNetwork
 
-        network = make_network(c, root=root)
-        if (
-            root == Path("/")
-            and isinstance(network, StackNetwork)
-            and network.backend.stack is Stack.NETWORKMANAGER
-        ):
+        if isinstance(network, StackNetwork) and network.backend.stack is Stack.NETWORKMANAGER:
             network.checkpoint = checkpoint
         return network
 

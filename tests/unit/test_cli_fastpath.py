@@ -261,6 +261,12 @@ def test_the_socket_and_token_come_from_the_environment_as_with_click(
         ["history", "--limit", "\u0661"],
         ["diff", "--limit", "5"],
         ["plan", "extra"],
+        ["config"],
+        ["config", "--json", "check"],
+        ["config", "check", "extra"],
+        ["config", "bogus"],
+        ["check"],
+        ["status", "config", "check"],
     ],
 )
 def test_every_other_form_is_left_to_click(args: list[str]) -> None:
@@ -314,11 +320,39 @@ LEFT_TO_CLICK = {"start": {"--probe", "--probe-failure", "--policy", "--probe-se
 
 
 def test_the_fast_path_table_matches_the_click_commands() -> None:
+    import click
+
     from netcfg_txn.cli.group import cli
 
     values, flags = _click_options(cli)
     assert values == fastpath.GLOBAL_VALUES and flags == {fastpath.VERSION}
     for verb, (fast_values, fast_flags) in fastpath.VERBS.items():
-        click_values, click_flags = _click_options(cli.commands[verb])
+        cmd: object = cli
+        for word in verb.split():  # "config check": a command of the config group
+            assert isinstance(cmd, click.Group)
+            cmd = cmd.commands[word]
+        click_values, click_flags = _click_options(cmd)
         assert fast_flags == click_flags, verb
         assert fast_values | LEFT_TO_CLICK.get(verb, set()) == click_values, verb
+
+
+@pytest.mark.parametrize(
+    "verb_args",
+    [["config", "check"], ["config", "show"], ["--json", "config", "show"],
+     ["config", "check", "--json"]],
+)  # fmt: skip
+@pytest.mark.parametrize("text", ['[timer]\ndefault = "2m"\n', "[files\n", "[bogus]\n"])
+def test_config_check_and_show_behave_as_click_does(
+    verb_args: list[str],
+    text: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = tmp_path / "netcfg-txn.toml"
+    cfg.write_text(text)
+    args = ["--config", str(cfg), "--state-dir", str(tmp_path / "state"), *verb_args]
+    assert fastpath._parse(args) is not None
+    fast = _run(args, capsys)
+    monkeypatch.setattr(fastpath, "run", lambda _a, _o: False)
+    assert _run(args, capsys) == fast

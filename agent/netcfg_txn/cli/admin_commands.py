@@ -4,11 +4,12 @@ boot-rollback, backstop, and config check/show."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from netcfg_txn.cli import common_verbs
 from netcfg_txn.cli.context import Ctx
 from netcfg_txn.cli.options import pass_ctx
 
@@ -38,7 +39,11 @@ def boot_rollback(c: Ctx, config_path: str | None, root: str | None, state_dir: 
         c.state_dir = Path(state_dir)
 
     sd.setup_logging("netcfg-txn", "INFO")  # the journal, with TXN_ID/PHASE/REASON fields
-    doc = boot.roll_back_at_boot(c.offline_engine())
+    cfg = c.offline_config()
+    if boot.nothing_to_roll_back(cfg.state_dir):  # the usual boot: no engine, no network stack
+        doc: dict[str, Any] = {"actions": []}
+    else:
+        doc = boot.roll_back_at_boot(c.offline_engine(cfg))
     c.out.result(doc, "\n".join(doc["actions"]) or "Nothing to roll back.")
 
 
@@ -80,21 +85,11 @@ def config_check(c: Ctx) -> None:
     netcfg-txnd.service runs it before every reload, so 'systemctl reload' with a broken
     file fails visibly and the daemon keeps its old config.
     """
-    from netcfg_txn.core import config as configmod
-    from netcfg_txn.host import configfiles
-
-    cfg = configfiles.load(c.config, state_dir=c.state_dir)
-    where = ", ".join(cfg.sources) or "built-in defaults"
-    c.out.result({"config": configmod.to_json(cfg)}, f"configuration OK ({where})")
+    common_verbs.config_check(c)
 
 
 @config.command("show")
 @pass_ctx
 def config_show(c: Ctx) -> None:
     """Print the effective configuration (all layers merged)."""
-    from netcfg_txn.core import config as configmod
-    from netcfg_txn.host import configfiles
-
-    cfg = configfiles.load(c.config, state_dir=c.state_dir)
-    doc = {"config": configmod.to_json(cfg)}
-    c.out.result(doc, json.dumps(doc["config"], indent=2))
+    common_verbs.config_show(c)

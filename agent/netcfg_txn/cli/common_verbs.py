@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The verbs that talk to the daemon in their plain forms: status, start, commit, rollback,
-extend, diff, plan and history. No click here, so the fast path (``cli.fastpath``) runs them
-without importing it; the click commands call the same functions. Their options arrive checked
-(by click, or by the fast path, which leaves anything doubtful to click)."""
+"""The verbs that talk to the daemon in their plain forms (status, start, commit, rollback,
+extend, diff, plan and history) and config check/show. No click here, so the fast path
+(``cli.fastpath``) runs them without importing it; the click commands call the same functions.
+Their options arrive checked (by click, or by the fast path, which leaves anything doubtful to
+click)."""
 
 from __future__ import annotations
 
@@ -169,3 +170,23 @@ def history(c: Ctx, limit: int) -> None:
         for e in h.get("errors", []):
             lines.append(f"    error: {e}")
     c.out.result(doc, "\n".join(lines) or "No finished transactions yet.")
+
+
+def config_check(c: Ctx) -> None:
+    from netcfg_txn.core import config as configmod
+    from netcfg_txn.host import configfiles
+
+    cfg = configfiles.load(c.config, state_dir=c.state_dir)
+    where = ", ".join(cfg.sources) or "built-in defaults"
+    c.out.result({"config": configmod.to_json(cfg)}, f"configuration OK ({where})")
+
+
+def config_show(c: Ctx) -> None:
+    import json
+
+    from netcfg_txn.core import config as configmod
+    from netcfg_txn.host import configfiles
+
+    cfg = configfiles.load(c.config, state_dir=c.state_dir)
+    doc = {"config": configmod.to_json(cfg)}
+    c.out.result(doc, json.dumps(doc["config"], indent=2))

@@ -16,6 +16,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this
 if TYPE_CHECKING:
     from typing import Any
 
+    from netcfg_txn.core.config import Config
     from netcfg_txn.engine import Engine
 
 
@@ -32,11 +33,10 @@ class Ctx:
              token: str | None = None) -> dict[str, Any]:  # fmt: skip
         return client.call(self.sock, method, path, body, token=token)
 
-    def offline_engine(self) -> Engine:
-        """The engine over the state dir, for commands that must work without the daemon.
-        A config that no longer parses never stops them: they use the last good one (an open
-        transaction uses the settings frozen at its start), with a loud warning."""
-        from netcfg_txn import assemble
+    def offline_config(self) -> Config:
+        """The config of the commands that must work without the daemon. One that no longer
+        parses never stops them: they use the last good one (an open transaction uses the
+        settings frozen at its start), with a loud warning."""
         from netcfg_txn.core.errors import NotPermitted
         from netcfg_txn.store import lastgood
 
@@ -47,4 +47,11 @@ class Ctx:
             raise NotPermitted(
                 f"cannot read the state directory {cfg.state_dir}", hint="run as root (sudo)"
             )
+        return cfg
+
+    def offline_engine(self, cfg: Config | None = None) -> Engine:
+        """The engine over the state dir (of ``cfg``, default ``offline_config()``)."""
+        from netcfg_txn import assemble
+
+        cfg = cfg or self.offline_config()
         return assemble.engine(self.root, cfg, config=self.config_arg, state_dir=self.state_dir)

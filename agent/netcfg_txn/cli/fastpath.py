@@ -41,6 +41,8 @@ VERBS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "diff": _NONE,
     "plan": _NONE,
     "history": (frozenset({"--limit"}), frozenset()),
+    "config check": _NONE,
+    "config show": _NONE,
 }
 VERSION = "--version"  # alone (after global options): what click's version option prints
 
@@ -56,6 +58,10 @@ def _parse(args: list[str]) -> tuple[str, dict[str, str], set[str]] | None:
         i += 1
         if verb is None and arg in VERBS:
             verb = arg
+            continue
+        if verb is None and arg == "config" and i < len(args) and f"config {args[i]}" in VERBS:
+            verb = f"config {args[i]}"  # a command of the config group
+            i += 1
             continue
         name, eq, value = arg.partition("=")
         takes_value, is_flag = (GLOBAL_VALUES, {VERSION}) if verb is None else VERBS[verb]
@@ -118,6 +124,10 @@ def _action(verb: str, values: dict[str, str], flags: set[str], c: Ctx) -> Calla
         return lambda: common_verbs.diff(c)
     if verb == "plan":
         return lambda: common_verbs.plan(c)
+    if verb == "config check":
+        return lambda: common_verbs.config_check(c)
+    if verb == "config show":
+        return lambda: common_verbs.config_show(c)
     assert verb == "history"
     return lambda: common_verbs.history(c, int(values.get("--limit", "20")))
 
