@@ -265,6 +265,7 @@ def test_the_socket_and_token_come_from_the_environment_as_with_click(
         ["config", "--json", "check"],
         ["config", "check", "extra"],
         ["config", "bogus"],
+        ["config check"],
         ["check"],
         ["status", "config", "check"],
     ],

@@ -4,7 +4,6 @@ boot-rollback, backstop, and config check/show."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -32,11 +31,11 @@ def boot_rollback(c: Ctx, config_path: str | None, root: str | None, state_dir: 
     from netcfg_txn.host import sd
 
     if config_path is not None:
-        c.config = c.config_arg = Path(config_path)
+        c.config_given = config_path
     if root is not None:
-        c.root = Path(root)
+        c.root_given = root
     if state_dir is not None:
-        c.state_dir = Path(state_dir)
+        c.state_given = state_dir
 
     sd.setup_logging("netcfg-txn", "INFO")  # the journal, with TXN_ID/PHASE/REASON fields
     cfg = c.offline_config()

@@ -38,16 +38,18 @@ def show_status(c: Ctx) -> None:
 def _config_warning(c: Ctx, doc: dict[str, Any], *, quiet: bool = False) -> None:
     """A config that no longer parses is shown loudly, with what is used instead."""
     from netcfg_txn.cli import configstate
+    from netcfg_txn.cli.context import DEFAULT_CONFIG
     from netcfg_txn.core.errors import ConfigError
-    from netcfg_txn.host import configfiles
 
     try:
-        layers = configfiles.read_layers(c.config)
-        if not configstate.parsed_before(layers, c.state_dir):  # the parser: most of the time
+        # The parser (and pathlib) would be most of what status costs.
+        if not configstate.parsed_before(c.config_given or DEFAULT_CONFIG, c.state_given):
             from netcfg_txn.core.config import parse
+            from netcfg_txn.host import configfiles
 
+            layers = configfiles.read_layers(c.config)
             parse(layers, state_dir=c.state_dir)
-            configstate.mark_parsed(layers, c.state_dir)
+            configstate.mark_parsed(layers, c.state_given)
     except ConfigError as e:
         doc["config_error"] = e.message
         if not quiet:

@@ -15,27 +15,25 @@ from __future__ import annotations
 import json
 import os
 
-from netcfg_txn.core.paths import DEFAULT_STATE_DIR
-
-TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
-if TYPE_CHECKING:
-    from pathlib import Path
+from netcfg_txn.cli.context import DEFAULT_STATE_DIR
 
 LAST_GOOD = "last-good-config.json"  # store.lastgood.FILE (a test keeps them equal)
 
 
-def parsed_before(layers: list[tuple[str, str]], state_dir: Path | None) -> bool:
-    """True if ``layers`` (file name, text) are those of the last good config, recorded after
+def parsed_before(config: str, state_dir: str | None) -> bool:
+    """True if the layers of ``config`` hold the text of the last good config, recorded after
     the parser's code last changed."""
-    saved_ns = _record_of(layers, state_dir)[1]
+    if not os.path.isabs(config) or os.path.normpath(config) != config:
+        return False  # the record names the files as pathlib spells them: take no chances
     try:
+        layers = read_layers(config)
         parser_ns = _parser_changed_ns()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False
-    return 0 < parser_ns < saved_ns
+    return 0 < parser_ns < _record_of(layers, state_dir)[1]
 
 
-def mark_parsed(layers: list[tuple[str, str]], state_dir: Path | None) -> None:
+def mark_parsed(layers: list[tuple[str, str]], state_dir: str | None) -> None:
     """After ``layers`` parsed: if they are the last good config, date its record now, so the
     next ``status`` trusts it again after an upgrade (whoever saves the record does not rewrite
     it while its text stays the same)."""
@@ -47,7 +45,22 @@ def mark_parsed(layers: list[tuple[str, str]], state_dir: Path | None) -> None:
             pass
 
 
-def _record_of(layers: list[tuple[str, str]], state_dir: Path | None) -> tuple[str | None, int]:
+def read_layers(config: str) -> list[tuple[str, str]]:
+    """``host.configfiles.read_layers`` without pathlib (a test keeps them equal): the main
+    file if present, then ``conf.d/*.toml`` beside it in lexical order. Raises OSError."""
+    paths = [config] if os.path.isfile(config) else []
+    d = os.path.join(os.path.dirname(config), "conf.d")
+    if os.path.isdir(d):
+        names = sorted(n for n in os.listdir(d) if n.endswith(".toml") and n != ".toml")
+        paths += [p for p in (os.path.join(d, n) for n in names) if os.path.isfile(p)]
+    layers = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            layers.append((p, f.read()))
+    return layers
+
+
+def _record_of(layers: list[tuple[str, str]], state_dir: str | None) -> tuple[str | None, int]:
     """(path, mtime in ns) of the last good config's record if it holds ``layers``."""
     record = os.path.join(state_dir or DEFAULT_STATE_DIR, LAST_GOOD)
     try:

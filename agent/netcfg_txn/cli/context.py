@@ -6,28 +6,58 @@ No click here (the fast path builds one too)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from netcfg_txn import client
 from netcfg_txn.cli.output import Output
-from netcfg_txn.core.paths import DEFAULT_CONFIG
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from netcfg_txn.core.config import Config
     from netcfg_txn.engine import Engine
 
 
+# The defaults of core.paths as text (tests/unit/test_cli_fastpath.py keeps them equal): the
+# fast path's commonest commands run without pathlib, whose import is a tenth of their start-up.
+DEFAULT_CONFIG = "/etc/netcfg-txn/netcfg-txn.toml"
+DEFAULT_STATE_DIR = "/var/lib/netcfg-txn"
+DEFAULT_SOCKET = "/run/netcfg-txn/control"
+
+
 class Ctx:
+    """The global options as given (text); the ``Path`` forms are made when first asked for."""
+
     def __init__(self, sock: str, as_json: bool, config: str | None, root: str, state: str | None):
         self.sock = sock
         self.out = Output(as_json)
-        self.config = Path(config) if config else DEFAULT_CONFIG
-        self.config_arg = Path(config) if config else None
-        self.root = Path(root)
-        self.state_dir = Path(state) if state else None
+        self.config_given, self.root_given, self.state_given = config or None, root, state or None
+
+    @property
+    def config(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.config_given or DEFAULT_CONFIG)
+
+    @property
+    def config_arg(self) -> Path | None:
+        """``--config`` if given (the backstop timer's command line repeats it)."""
+        from pathlib import Path
+
+        return Path(self.config_given) if self.config_given else None
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.root_given)
+
+    @property
+    def state_dir(self) -> Path | None:
+        from pathlib import Path
+
+        return Path(self.state_given) if self.state_given else None
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None,
              token: str | None = None) -> dict[str, Any]:  # fmt: skip

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The verbs that talk to the daemon, and ``--version``, without importing click: importing it
-and building the tree costs more than the request itself.
+"""The verbs that talk to the daemon, config check/show and ``--version``, without importing
+click: importing it and building the tree costs more than the request itself.
 
 This accepts only the plain forms: the global options, then the verb and its own options from
 ``VERBS``, each at most once, with a value that does not look like an option, and values that
@@ -13,15 +13,13 @@ import errno
 import os
 import sys
 
-from netcfg_txn.cli import common_verbs
-from netcfg_txn.cli.context import Ctx
 from netcfg_txn.core.errors import ExitCode
-from netcfg_txn.core.paths import DEFAULT_SOCKET
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy treats this name as True
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from netcfg_txn.cli.context import Ctx
     from netcfg_txn.cli.output import Output
 
 GLOBAL_VALUES = frozenset({"--socket", "--config", "--root", "--state-dir"})
@@ -56,7 +54,7 @@ def _parse(args: list[str]) -> tuple[str, dict[str, str], set[str]] | None:
     while i < len(args):
         arg = args[i]
         i += 1
-        if verb is None and arg in VERBS:
+        if verb is None and arg in VERBS and " " not in arg:
             verb = arg
             continue
         if verb is None and arg == "config" and i < len(args) and f"config {args[i]}" in VERBS:
@@ -104,6 +102,8 @@ def _click_accepts(verb: str, values: dict[str, str]) -> bool:
 
 
 def _action(verb: str, values: dict[str, str], flags: set[str], c: Ctx) -> Callable[[], None]:
+    from netcfg_txn.cli import common_verbs  # here: --version needs none of it
+
     # As click resolves it: the option, else a non-empty environment variable, else none.
     token = values.get("--token") or os.environ.get("NETCFG_TXN_TOKEN") or None
     txn_id, force, timeout = values.get("--id"), "--force" in flags, values.get("--timeout")
@@ -143,8 +143,10 @@ def run(args: list[str], out: Output) -> bool:
 
         print(f"netcfg-txn, version {__version__}", flush=True)
         return True
+    from netcfg_txn.cli.context import DEFAULT_SOCKET, Ctx
+
     # As click resolves it: the option, else a non-empty environment variable, else the default.
-    sock = values.get("--socket") or os.environ.get("NETCFG_TXN_SOCKET") or str(DEFAULT_SOCKET)
+    sock = values.get("--socket") or os.environ.get("NETCFG_TXN_SOCKET") or DEFAULT_SOCKET
     c = Ctx(sock, out.as_json, values.get("--config"), values.get("--root", "/"),
             values.get("--state-dir"))  # fmt: skip
     try:
