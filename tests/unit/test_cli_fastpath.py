@@ -266,6 +266,9 @@ def test_the_socket_and_token_come_from_the_environment_as_with_click(
         ["config", "check", "extra"],
         ["config", "bogus"],
         ["config check"],
+        ["--config", "/a", "boot-rollback", "--config", "/b"],
+        ["boot-rollback", "--socket", "/s"],
+        ["boot-rollback", "--id", "x"],
         ["check"],
         ["status", "config", "check"],
     ],
@@ -357,3 +360,44 @@ def test_config_check_and_show_behave_as_click_does(
     fast = _run(args, capsys)
     monkeypatch.setattr(fastpath, "run", lambda _a, _o: False)
     assert _run(args, capsys) == fast
+
+
+CLI = """
+import sys
+from netcfg_txn.cli import fastpath, main
+if sys.argv[1] == "click":
+    fastpath.run = lambda _args, _out: False
+main.run(sys.argv[2:])
+"""
+
+
+def _cli(path: str, args: list[str]) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", CLI, path, *args], capture_output=True, text=True,
+                       timeout=60, env={"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": ""})  # fmt: skip
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_boot_rollback_behaves_as_click_does(tmp_path: Path, config: Path) -> None:
+    import fcntl
+    import os
+
+    state = tmp_path / "state"
+    where = ["--config", str(config), "--root", str(tmp_path / "root"), "--state-dir", str(state)]
+    forms = [[*where, "boot-rollback"], ["--json", "boot-rollback", *where],
+             ["boot-rollback", *where[:2], "--json", *where[2:]]]  # fmt: skip
+    assert all(fastpath._parse(args) is not None for args in forms)
+    for args in forms:  # the first run creates the state directory (through the engine)
+        fast, slow = _cli("fast", args), _cli("click", args)
+        assert fast == slow and fast[0] == 0, fast
+    assert "Nothing to roll back." in _cli("fast", forms[0])[1]
+    fd = os.open(state / "daemon.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as netcfg-txnd does
+        for args in forms:
+            fast = _cli("fast", args)
+            assert fast == _cli("click", args) and fast[0] == 75, fast
+    finally:
+        os.close(fd)

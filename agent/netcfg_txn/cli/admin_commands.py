@@ -4,8 +4,6 @@ boot-rollback, backstop, and config check/show."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from netcfg_txn.cli import common_verbs
@@ -27,23 +25,13 @@ def boot_rollback(c: Ctx, config_path: str | None, root: str | None, state_dir: 
     1 if a restore failed, 75 while the daemon holds the state lock. --config, --root and
     --state-dir are accepted before or after the verb.
     """
-    from netcfg_txn import boot
-    from netcfg_txn.host import sd
-
     if config_path is not None:
         c.config_given = config_path
     if root is not None:
         c.root_given = root
     if state_dir is not None:
         c.state_given = state_dir
-
-    sd.setup_logging("netcfg-txn", "INFO")  # the journal, with TXN_ID/PHASE/REASON fields
-    cfg = c.offline_config()
-    if boot.nothing_to_roll_back(cfg.state_dir):  # the usual boot: no engine, no network stack
-        doc: dict[str, Any] = {"actions": []}
-    else:
-        doc = boot.roll_back_at_boot(c.offline_engine(cfg))
-    c.out.result(doc, "\n".join(doc["actions"]) or "Nothing to roll back.")
+    common_verbs.boot_rollback(c)
 
 
 @click.command("backstop")

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The verbs that talk to the daemon in their plain forms (status, start, commit, rollback,
-extend, diff, plan and history) and config check/show. No click here, so the fast path
-(``cli.fastpath``) runs them without importing it; the click commands call the same functions.
+"""The commands' bodies without click: the verbs that talk to the daemon (status, start, commit,
+rollback, extend, diff, plan and history), config check/show and boot-rollback. The fast path
+(``cli.fastpath``) runs them without importing click; the click commands call the same functions.
 Their options arrive checked (by click, or by the fast path, which leaves anything doubtful to
 click)."""
 
@@ -192,3 +192,16 @@ def config_show(c: Ctx) -> None:
     cfg = configfiles.load(c.config, state_dir=c.state_dir)
     doc = {"config": configmod.to_json(cfg)}
     c.out.result(doc, json.dumps(doc["config"], indent=2))
+
+
+def boot_rollback(c: Ctx) -> None:
+    from netcfg_txn import boot
+    from netcfg_txn.host import sd
+
+    sd.setup_logging("netcfg-txn", "INFO")  # the journal, with TXN_ID/PHASE/REASON fields
+    cfg = c.offline_config()
+    if boot.nothing_to_roll_back(cfg.state_dir):  # the usual boot: no engine, no network stack
+        doc: dict[str, Any] = {"actions": []}
+    else:
+        doc = boot.roll_back_at_boot(c.offline_engine(cfg))
+    c.out.result(doc, "\n".join(doc["actions"]) or "Nothing to roll back.")

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The verbs that talk to the daemon, config check/show and ``--version``, without importing
-click: importing it and building the tree costs more than the request itself.
+"""The verbs that talk to the daemon, config check/show, boot-rollback and ``--version``, without
+importing click: importing it and building the tree costs more than the request itself.
 
 This accepts only the plain forms: the global options, then the verb and its own options from
 ``VERBS``, each at most once, with a value that does not look like an option, and values that
@@ -41,6 +41,8 @@ VERBS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "history": (frozenset({"--limit"}), frozenset()),
     "config check": _NONE,
     "config show": _NONE,
+    # Its own --config/--root/--state-dir stand for the global ones (given once, either place).
+    "boot-rollback": (GLOBAL_VALUES - {"--socket"}, frozenset()),
 }
 VERSION = "--version"  # alone (after global options): what click's version option prints
 
@@ -128,6 +130,8 @@ def _action(verb: str, values: dict[str, str], flags: set[str], c: Ctx) -> Calla
         return lambda: common_verbs.config_check(c)
     if verb == "config show":
         return lambda: common_verbs.config_show(c)
+    if verb == "boot-rollback":
+        return lambda: common_verbs.boot_rollback(c)
     assert verb == "history"
     return lambda: common_verbs.history(c, int(values.get("--limit", "20")))
 
