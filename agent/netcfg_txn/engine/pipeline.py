@@ -32,7 +32,7 @@ from netcfg_txn.core.model import (
     manifest_to_json,
 )
 from netcfg_txn.core.rollback import RollbackPlan, RollbackStage
-from netcfg_txn.engine.base import log
+from netcfg_txn.engine.base import KeepNew, log
 from netcfg_txn.engine.finalize import Finalizer
 from netcfg_txn.engine.messages import (
     MSG_BOOT_ROLLBACK,
@@ -95,12 +95,14 @@ class RollbackPipeline(Finalizer):
         self._event(MSG_ROLLBACK_BEGUN, f"rolling back ({t.reason.value})", t)
         snap = self.store.snapshot_manifest(t.id)
         writer = self.store.blob_writer()
-        found, unreadable = self._scan_tolerant(writer)
+        sink = KeepNew(writer, frozenset(f.sha256 for f in snap.files))
+        found, unreadable = self._scan_tolerant(sink if t.rollback is None else writer)
         writer.commit()
         if self.store.snapshot_extra(t.id, "discarded") is None:  # archived before any change
             self.store.write_snapshot_extra(t.id, "discarded", manifest_to_json(found))
         if t.rollback is None:
-            t = self._plan(t, snap, found, unreadable, live)
+            t = self._plan(t, snap, found, unreadable, live, sink.kept)
+            sink.kept.clear()
         assert t.rollback is not None
         work = Work(
             t.rollback,
@@ -116,13 +118,19 @@ class RollbackPipeline(Finalizer):
         return self._conclude(t, live)
 
     def _plan(
-        self, t: Txn, snap: Manifest, found: Manifest, unreadable: list[Skipped], live: bool
+        self,
+        t: Txn,
+        snap: Manifest,
+        found: Manifest,
+        unreadable: list[Skipped],
+        live: bool,
+        kept: dict[str, bytes],
     ) -> Txn:
         """Decide the plan before anything is touched, and persist it. A file that could not be
         archived is still restored (rewritten or deleted), but its loss is a per-file error:
         the discarded config is incomplete. Recorded once, with the plan."""
         rollback = RollbackPlan(
-            network=self._plan_network(snap, found),
+            network=self._plan_network(snap, found, kept),
             unreadable=tuple(f"{u.path}: {u.why}" for u in unreadable),
             files_only=not live,
         )
