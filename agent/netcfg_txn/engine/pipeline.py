@@ -112,9 +112,11 @@ class RollbackPipeline(Finalizer):
             self.store.snapshot_extra(t.id, "links") if live else None,
             self.network if self.network.accepts(t.rollback.network) else None,
         )
-        for stage, run in self._stages(live):
-            if stage.order > t.stage.order:
-                t = self._stage_done(t, stage, run(work))
+        todo = [(s, run) for s, run in self._stages(live) if s.order > t.stage.order]
+        for i, (stage, run) in enumerate(todo):
+            # The last stage is recorded by the outcome's write that follows at once: a crash
+            # before it leaves a state that already exists (the stage done, not yet recorded).
+            t = self._stage_done(t, stage, run(work), record=i < len(todo) - 1)
         return self._conclude(t, live)
 
     def _plan(
@@ -138,12 +140,14 @@ class RollbackPipeline(Finalizer):
         assert new is not None
         return new
 
-    def _stage_done(self, t: Txn, stage: Stage, results: list[StepResult]) -> Txn:
+    def _stage_done(
+        self, t: Txn, stage: Stage, results: list[StepResult], *, record: bool = True
+    ) -> Txn:
         """Step the state machine; persist only a stage that did something (one that did
         nothing does nothing again when a resumed rollback repeats it)."""
         new, _ = txn.step(t, txn.StageDone(stage, tuple(results)))
         assert new is not None
-        if results:
+        if results and record:
             self.store.write_txn(new)
         return new
 
