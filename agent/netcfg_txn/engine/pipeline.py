@@ -6,8 +6,9 @@ new config created -> files -> reload the stack -> interfaces up -> routes -> ve
 ``[apply] command`` hook. At boot: plan -> files (networking has not started yet).
 
 The plan is persisted before anything is touched; each stage that did something is persisted
-when it completes (a ``StageDone`` event of the state machine), so a rollback interrupted by a
-crash resumes after the last recorded stage with the same plan. A stage that did nothing is not
+when it completes (a ``StageDone`` event of the state machine; the last one by the outcome's
+record, written right after), so a rollback interrupted by a crash resumes after the last
+recorded stage with the same plan. A stage that did nothing is not
 recorded: running it again does nothing again. Every stage continues past failed steps; the
 outcome is ``failed`` if any step failed.
 """
