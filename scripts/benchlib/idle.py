@@ -46,8 +46,8 @@ def _status_kb(pid: int, key: str) -> int:
 
 
 def bench(work: Path, quick: bool, reps: int | None) -> list[Row]:
-    """With this venv's dependencies, and again with Debian 12's (``.venv-floor``: watchdog
-    2.2.1, aiohttp 3.8.4 ...: what the .deb runs with) if scripts/test has built it."""
+    """With this venv's dependencies, and again with Debian 12's (``.venv-floor``: pyroute2
+    0.7.2, aiohttp 3.8.4 ...: what the .deb runs with) if scripts/test has built it."""
     window = 3.0 if quick else 10.0
     rows = _one(work / "idle", window, BIN, "")
     floor = REPO / ".venv-floor" / "bin"

@@ -19,7 +19,6 @@ UNITS = ("netcfg-txnd.service", "netcfg-txnd.socket", "netcfg-txn-boot-rollback.
 STATIC = ("netcfg-txn-backstop.service",)  # shipped, started only by OnFailure=
 DEPENDS = (
     "python3-pyroute2",
-    "python3-watchdog",
     "python3-psutil",
     "python3-click",
     "python3-systemd",

@@ -69,3 +69,14 @@ def test_presets_merge_without_duplicates() -> None:
     s = from_presets(["ifupdown", "ifupdown2"], ["/etc/extra"], [])
     assert s.include == ("/etc/network/interfaces", "/etc/network/interfaces.d/*", "/etc/extra")
     assert P("/etc/network/interfaces.d") in s.watch_dirs()
+
+
+def test_changes_are_in_path_order_not_string_order() -> None:
+    # "/etc/a/z" sorts before "/etc/a-b" as paths (part "a" < "a-b"), after it as strings.
+    paths = ["/etc/a-b", "/etc/a/z", "/etc/a.b/c", "/etc/A", "/etc/a"]
+    new = Manifest(tuple(fs(p) for p in paths))
+    got = [c.path for c in diff.changes(Manifest(()), new)]
+    assert got == sorted(P(p) for p in paths)
+    assert got[:2] == [P("/etc/A"), P("/etc/a")] and got.index(P("/etc/a/z")) < got.index(
+        P("/etc/a-b")
+    )

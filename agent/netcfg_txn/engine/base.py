@@ -275,9 +275,12 @@ class EngineBase:
             log.error("cannot archive %s (%s)", b.path, b.why)
         return now, bad
 
-    def _plan_network(self, snap: Manifest, now: Manifest) -> NetworkPlan:
-        """What the network side of a rollback from ``now`` back to ``snap`` would do."""
-        changes = [self._file_change(c) for c in diff.changes(snap, now)]
+    def _plan_network(
+        self, snap: Manifest, now: Manifest, kept: Mapping[str, bytes] | None = None
+    ) -> NetworkPlan:
+        """What the network side of a rollback from ``now`` back to ``snap`` would do.
+        ``kept``: current files' bytes by digest, already read by the archive (``KeepNew``)."""
+        changes = [self._file_change(c, kept or {}) for c in diff.changes(snap, now)]
         current = now.by_path()
         same = [f for f in snap.files if f.kind == "file" and current.get(f.path) == f]
 
@@ -289,9 +292,34 @@ class EngineBase:
 
         return self.network.plan(changes, unchanged)
 
-    def _file_change(self, c: diff.Change) -> FileChange:
+    def _file_change(self, c: diff.Change, kept: Mapping[str, bytes]) -> FileChange:
         old = self.store.blob(c.old.sha256) if c.old is not None and c.old.kind == "file" else None
         new = None
         if c.new is not None and c.new.kind == "file" and c.new.unarchived is None:
-            new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
+            new = kept.get(c.new.sha256)
+            if new is None:
+                new = files.read_current(self.root, c.path, self.cfg.limits.max_file_bytes)
         return FileChange(c.path, old, new)
+
+
+class KeepNew:
+    """The archive's blob sink, keeping the bytes of the small files whose content the snapshot
+    does not have: the interface plan needs exactly those, and reading each file again costs
+    an open per file. Bigger files are spooled by the sink and read again (memory stays
+    bounded by the changed small files, which the plan holds at once anyway)."""
+
+    def __init__(self, sink: files.BlobSink, known: frozenset[str]) -> None:
+        self._sink = sink
+        self._known = known
+        self.kept: dict[str, bytes] = {}
+
+    def __call__(self, digest: str, data: bytes) -> None:
+        self._sink(digest, data)
+        if digest not in self._known:
+            self.kept[digest] = data
+
+    def spool(self) -> files.BlobSpool:
+        return self._sink.spool()
+
+    def has(self, digest: str) -> bool:
+        return self._sink.has(digest)

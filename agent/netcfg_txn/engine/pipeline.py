@@ -6,8 +6,9 @@ new config created -> files -> reload the stack -> interfaces up -> routes -> ve
 ``[apply] command`` hook. At boot: plan -> files (networking has not started yet).
 
 The plan is persisted before anything is touched; each stage that did something is persisted
-when it completes (a ``StageDone`` event of the state machine), so a rollback interrupted by a
-crash resumes after the last recorded stage with the same plan. A stage that did nothing is not
+when it completes (a ``StageDone`` event of the state machine; the last one by the outcome's
+record, written right after), so a rollback interrupted by a crash resumes after the last
+recorded stage with the same plan. A stage that did nothing is not
 recorded: running it again does nothing again. Every stage continues past failed steps; the
 outcome is ``failed`` if any step failed.
 """
@@ -32,7 +33,7 @@ from netcfg_txn.core.model import (
     manifest_to_json,
 )
 from netcfg_txn.core.rollback import RollbackPlan, RollbackStage
-from netcfg_txn.engine.base import log
+from netcfg_txn.engine.base import KeepNew, log
 from netcfg_txn.engine.finalize import Finalizer
 from netcfg_txn.engine.messages import (
     MSG_BOOT_ROLLBACK,
@@ -95,12 +96,14 @@ class RollbackPipeline(Finalizer):
         self._event(MSG_ROLLBACK_BEGUN, f"rolling back ({t.reason.value})", t)
         snap = self.store.snapshot_manifest(t.id)
         writer = self.store.blob_writer()
-        found, unreadable = self._scan_tolerant(writer)
+        sink = KeepNew(writer, frozenset(f.sha256 for f in snap.files))
+        found, unreadable = self._scan_tolerant(sink if t.rollback is None else writer)
         writer.commit()
         if self.store.snapshot_extra(t.id, "discarded") is None:  # archived before any change
             self.store.write_snapshot_extra(t.id, "discarded", manifest_to_json(found))
         if t.rollback is None:
-            t = self._plan(t, snap, found, unreadable, live)
+            t = self._plan(t, snap, found, unreadable, live, sink.kept)
+            sink.kept.clear()
         assert t.rollback is not None
         work = Work(
             t.rollback,
@@ -110,19 +113,27 @@ class RollbackPipeline(Finalizer):
             self.store.snapshot_extra(t.id, "links") if live else None,
             self.network if self.network.accepts(t.rollback.network) else None,
         )
-        for stage, run in self._stages(live):
-            if stage.order > t.stage.order:
-                t = self._stage_done(t, stage, run(work))
+        todo = [(s, run) for s, run in self._stages(live) if s.order > t.stage.order]
+        for i, (stage, run) in enumerate(todo):
+            # The last stage is recorded by the outcome's write that follows at once: a crash
+            # before it leaves a state that already exists (the stage done, not yet recorded).
+            t = self._stage_done(t, stage, run(work), record=i < len(todo) - 1)
         return self._conclude(t, live)
 
     def _plan(
-        self, t: Txn, snap: Manifest, found: Manifest, unreadable: list[Skipped], live: bool
+        self,
+        t: Txn,
+        snap: Manifest,
+        found: Manifest,
+        unreadable: list[Skipped],
+        live: bool,
+        kept: dict[str, bytes],
     ) -> Txn:
         """Decide the plan before anything is touched, and persist it. A file that could not be
         archived is still restored (rewritten or deleted), but its loss is a per-file error:
         the discarded config is incomplete. Recorded once, with the plan."""
         rollback = RollbackPlan(
-            network=self._plan_network(snap, found),
+            network=self._plan_network(snap, found, kept),
             unreadable=tuple(f"{u.path}: {u.why}" for u in unreadable),
             files_only=not live,
         )
@@ -130,12 +141,14 @@ class RollbackPipeline(Finalizer):
         assert new is not None
         return new
 
-    def _stage_done(self, t: Txn, stage: Stage, results: list[StepResult]) -> Txn:
+    def _stage_done(
+        self, t: Txn, stage: Stage, results: list[StepResult], *, record: bool = True
+    ) -> Txn:
         """Step the state machine; persist only a stage that did something (one that did
         nothing does nothing again when a resumed rollback repeats it)."""
         new, _ = txn.step(t, txn.StageDone(stage, tuple(results)))
         assert new is not None
-        if results:
+        if results and record:
             self.store.write_txn(new)
         return new
 

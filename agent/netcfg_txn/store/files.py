@@ -117,7 +117,13 @@ def list_managed(
                 except OSError:
                     pass  # kept: reading it names the error (or, tolerant, records it)
             found.add(p)
-    return sorted(found), skipped
+    # The order of PurePosixPath (its parts), compared as tuples in C: ~50,000 calls of
+    # PurePath.__lt__ fewer per 1,000 files.
+    return sorted(found, key=_parts), skipped
+
+
+def _parts(p: PurePosixPath) -> tuple[str, ...]:
+    return p.parts
 
 
 class _SinkFailed(Exception):

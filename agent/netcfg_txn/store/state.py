@@ -37,7 +37,7 @@ from netcfg_txn.core.model import (
     txn_from_json,
     txn_to_json,
 )
-from netcfg_txn.store import blobrefs, fsutil
+from netcfg_txn.store import blobrefs, fsutil, manifestmemo
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ class Store:
         self.lock_path = state_dir / "daemon.lock"
         self.statcache_path = state_dir / "statcache.json"
         self._refs = blobrefs.HistoryRefs()
+        self._memo = manifestmemo.ManifestMemo()
 
     def ensure(self) -> None:
         for d in (self.dir, self.blobs, self.snapshots, self.history_dir):
@@ -280,7 +281,7 @@ class Store:
 
     def _manifest(self, path: Path) -> Manifest:
         try:
-            return manifest_from_json(fsutil.read_json(path))
+            return self._memo.get(path, lambda: manifest_from_json(fsutil.read_json(path)))
         except FileNotFoundError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -294,6 +295,7 @@ class Store:
 
     def write_baseline(self, manifest: Manifest) -> None:
         fsutil.write_json(self.baseline_path, manifest_to_json(manifest))
+        self._memo.put(self.baseline_path, manifest)
 
     # ----------------------------------------------------------------------------- history
 
