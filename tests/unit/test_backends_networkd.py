@@ -44,9 +44,8 @@ def test_owns_network_netdev_link_and_dropins() -> None:
 def test_plain_interface_lists_the_vlan_stacked_on_it() -> None:
     fc = parse("10-eth0.network")
     assert set(fc.fragments) == {"eth0"}
-    assert fc.fragments["eth0"] == (  # the Name= list is the key, not part of the settings
-        "[Match]\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\nVLAN=eth0.10\n"
-    )
+    # The Name= list is the key, and VLAN= the stacked link's tie: neither is eth0's setting.
+    assert fc.fragments["eth0"] == "[Match]\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\n"
     assert fc.deps == {"eth0.10": frozenset({"eth0"})}
     assert fc.controllers == frozenset()
     assert fc.exclusive and not fc.unattributed

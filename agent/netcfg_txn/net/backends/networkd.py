@@ -54,6 +54,19 @@ def match_words(section: Section, key: str) -> list[tuple[bool, str]]:
     return words
 
 
+def _without_stacked(sections: Sequence[Section]) -> tuple[Section, ...]:
+    """A parent's settings without the ``VLAN=``-like lines: each says "create that link on me",
+    so it belongs to the stacked link (a tie in ``deps``), not to the parent. Adding or deleting
+    a VLAN must not bounce the bond it sits on, and networkd creates a listed VLAN on a reload
+    without taking its parent down."""
+    return tuple(
+        dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key not in _STACKED_KEYS))
+        if s.name == "Network"
+        else s
+        for s in sections
+    )
+
+
 class Networkd(Backend, stack=Stack.NETWORKD):
     end_of_options: ClassVar[bool] = True  # networkctl parses with getopt_long
     asynchronous = True
@@ -73,6 +86,8 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         canon = canonical(sections)
         if path.suffix == ".conf":
             main = path.parent.with_name(path.parent.name.removesuffix(".d"))
+            if main.suffix == ".network":
+                canon = canonical(_without_stacked(sections))
             return self._fragment(main.suffix, [SELF], canon, sections, extends=main)
         if path.suffix == ".netdev":
             return self._netdev(canon, sections)
@@ -88,7 +103,7 @@ class Networkd(Backend, stack=Stack.NETWORKD):
                 dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key != key))
                 if s.name == "Match"
                 else s
-                for s in sections
+                for s in (_without_stacked(sections) if path.suffix == ".network" else sections)
             )
         )
         return self._fragment(path.suffix, keys, applied, sections)
