@@ -8,12 +8,16 @@ parent, two plain interfaces, a glob match, a drop-in, a MAC-matched .link file 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.core.model import StepResult
+from netcfg_txn.host.runner import Completed
 from netcfg_txn.net.backends import SELF, ApplyConfig, Stack, get_backend
+from netcfg_txn.net.backends import networkd as networkd_mod
 from netcfg_txn.net.backends.base import FileConfig
 from tests.fakes import host_files
 
@@ -138,3 +142,34 @@ def test_comments_continuations_and_spacing_do_not_change_anything() -> None:
 def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError, match=f"^/etc/systemd/network/x.network:{line}: "):
         NETWORKD.parse(DIR / "x.network", text)
+
+
+class AppearsLater:
+    """``networkctl reconfigure`` answering "No such device" until the link is created."""
+
+    def __init__(self, misses: int) -> None:
+        self.misses = misses
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout_s: float = 30.0, check: bool = True
+    ) -> Completed:
+        self.calls.append(tuple(argv))
+        if len(self.calls) <= self.misses:
+            err = f'Failed to resolve interface "{argv[-1]}": No such device'
+            return Completed(tuple(argv), 1, "", err)
+        return Completed(tuple(argv), 0, "", "")
+
+
+def test_up_waits_for_a_vlan_networkd_is_still_creating(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
+    run = AppearsLater(misses=3)
+    assert NETWORKD.up(["bond0.20"], run) == [StepResult("up", "bond0.20", True)]
+    assert len(run.calls) == 4
+
+
+def test_up_of_a_link_that_never_appears_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
+    monkeypatch.setattr(networkd_mod, "APPEAR_S", 0.05)
+    [step] = NETWORKD.up(["eth9"], AppearsLater(misses=10**9))
+    assert not step.ok and "No such device" in (step.error or "")

@@ -2,9 +2,10 @@
 """Which interfaces a rollback must bounce, and in what order. Pure.
 
 An interface is affected iff its effective configuration differs between the snapshot and the
-current files, or the parent it is stacked on does (wherever the tie is stated). Then: the links stacked on an affected one are affected too (a vlan or bridge on a
-bounced port), and so are the ports of a changed bridge or bond, but not the other ports of a
-bridge that is only bounced because one port changed. Everything else is never touched.
+current files, or the parent it is stacked on does (wherever the tie is stated). Then: the links
+stacked on an affected one are affected too (a vlan or bridge on a bounced port), and so are the
+ports of a changed bridge or bond, but not the other ports of a bridge that is only bounced
+because one port changed. Everything else is never touched.
 """
 
 from __future__ import annotations

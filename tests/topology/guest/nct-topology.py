@@ -815,6 +815,16 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     return res
 
 
+def journal_excerpt(name: str, lines: int = 80) -> None:
+    """What the daemon and the stacks logged around a failed scenario, on the console (the
+    host keeps it with --keep): the only trace of why a rollback went wrong in a VM gone."""
+    units = ("netcfg-txnd", "systemd-networkd", "NetworkManager")
+    argv = ["journalctl", "--no-pager", "-o", "short-monotonic", "-n", str(lines)]
+    out = run(*argv, *(f"-u{u}" for u in units), check=False).stdout
+    for text in out.splitlines():
+        say("LOG", f"{name}: {text}")
+
+
 def restore_baseline(stack: Stack) -> None:
     """After a failed scenario: put the baseline back so the next one starts clean."""
     stack.bring_up(BASE)
@@ -869,6 +879,7 @@ def main() -> int:
                 cli("rollback", "--force", check=False)
         say("RESULT", json.dumps(res, separators=(",", ":")))
         if not res["ok"]:
+            journal_excerpt(name)
             with contextlib.suppress(Exception):
                 restore_baseline(stack)
                 wait_settled(ref, names, 180)

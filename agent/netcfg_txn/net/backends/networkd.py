@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, ClassVar
@@ -25,6 +26,12 @@ if TYPE_CHECKING:  # the runner is injected: only its type is needed here
 
 DIRS = (PurePosixPath("/etc/systemd/network"), PurePosixPath("/run/systemd/network"))
 SUFFIXES = (".network", ".netdev", ".link")
+
+# networkctl's words for a name that resolves to no link (yet)
+_NO_SUCH_DEVICE = "No such device"
+# ... retried this long for a link networkd is about to create (a VLAN on a reconfigured parent)
+APPEAR_S = 15.0
+APPEAR_POLL_S = 0.2
 
 # [Network] keys naming an upper link this one is a port of (enslaved) ...
 _CONTROLLER_KEYS = ("Bridge", "Bond", "VRF", "Team")
@@ -170,7 +177,19 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         *,
         connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
-        return self._each("up", ifnames, ["networkctl", "reconfigure"], run)
+        out: list[StepResult] = []
+        for n in ifnames:
+            step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
+            # A VLAN (or other stacked link) is created by networkd itself once the reload
+            # reconfigured its parent: it may not exist yet.
+            until = time.monotonic() + min(APPEAR_S, self.settings.timeout_s)
+            while (
+                not step.ok and _NO_SUCH_DEVICE in (step.error or "") and time.monotonic() < until
+            ):
+                time.sleep(APPEAR_POLL_S)
+                step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
+            out.append(step)
+        return out
 
     def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "networkctl") or probe(
