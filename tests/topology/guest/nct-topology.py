@@ -765,9 +765,15 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     cli("extend", "--timeout", TXN_TIMEOUT)
     say("STEP", f"{name}: armed for {TXN_TIMEOUT}, {len(pingers)} pingers")
 
+    slow = [time.monotonic() + 90]
+
     def ended() -> dict[str, Any] | None:
         st = cli("status", check=False)
         last = st.get("last") or {}
+        if slow and time.monotonic() > slow[0]:  # a rollback this slow is stuck: say where, once
+            slow.clear()
+            say("LOG", f"{name}: not ended after 90s: {json.dumps(st)[:1500]}")
+            journal_excerpt(name)
         return last if st.get("state") == "idle" and last.get("id") == tid else None
 
     try:
