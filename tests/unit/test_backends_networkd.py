@@ -9,7 +9,7 @@ parent, two plain interfaces, a glob match, a drop-in, a MAC-matched .link file 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -19,7 +19,7 @@ from netcfg_txn.host.runner import Completed
 from netcfg_txn.net.backends import SELF, ApplyConfig, Stack, get_backend
 from netcfg_txn.net.backends import networkd as networkd_mod
 from netcfg_txn.net.backends.base import FileConfig
-from tests.fakes import host_files
+from tests.fakes import FakeRunner, host_files
 
 NETWORKD = get_backend(Stack.NETWORKD, ApplyConfig())
 DIR = PurePosixPath("/etc/systemd/network")
@@ -173,3 +173,30 @@ def test_up_of_a_link_that_never_appears_fails(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(networkd_mod, "APPEAR_S", 0.05)
     [step] = NETWORKD.up(["eth9"], AppearsLater(misses=10**9))
     assert not step.ok and "No such device" in (step.error or "")
+
+
+def test_recreated_bond_touches_the_files_of_its_ports(tmp_path: Path) -> None:
+    etc, run_dir = tmp_path / "etc", tmp_path / "run"
+    for d in (etc, run_dir, etc / "15-eth2.network.d"):
+        d.mkdir()
+    (etc / "15-eth1.network").write_text("[Match]\nName=eth1\n[Network]\nBond=bond0\n")
+    (etc / "15-eth2.network").write_text("[Match]\nName=eth2\n[Network]\nDHCP=no\n")
+    (etc / "15-eth2.network.d" / "bond.conf").write_text("[Network]\nBond=bond0\n")
+    (etc / "16-eth3.network").write_text("[Match]\nName=eth3\n[Network]\nBond=bond1\n")
+    (etc / "20-bond0.network").write_text("[Match]\nName=bond0\n[Network]\nVLAN=bond0.10\n")
+    (run_dir / "10-netplan-eth4.network").write_text("[Match]\nName=eth4\n[Network]\nBridge=br0\n")
+    (run_dir / "bad.network").write_text("no section\n")
+    run = FakeRunner()
+    steps = NETWORKD.recreated(["bond0", "br0"], run, dirs=(etc, run_dir))
+    touched = [
+        etc / "15-eth1.network",
+        etc / "15-eth2.network.d" / "bond.conf",
+        run_dir / "10-netplan-eth4.network",
+    ]
+    assert run.calls == [("touch", "-c", "--", str(p)) for p in touched]
+    assert all(s.ok for s in steps) and len(steps) == 3
+
+
+def test_nothing_recreated_touches_nothing(tmp_path: Path) -> None:
+    run = FakeRunner()
+    assert NETWORKD.recreated([], run, dirs=(tmp_path,)) == [] and run.calls == []

@@ -168,6 +168,8 @@ class StackNetwork:
         if self._forget:
             results += self.backend.forget(self._forget, self._run)
             self._forget = []
+        if recreated := [n for n in bp.delete if n in bp.up]:
+            results += self.backend.recreated(recreated, self._run)
         if bp.reload:
             results += self.backend.reload(self._run)
         return results

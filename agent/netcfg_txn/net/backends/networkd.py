@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, ClassVar
 
+from netcfg_txn.core.errors import ConfigError
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.net.backends.base import (
     SELF,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the runner is injected: only its type is needed here
     from netcfg_txn.host.runner import Runner
 
 DIRS = (PurePosixPath("/etc/systemd/network"), PurePosixPath("/run/systemd/network"))
+DIRS_ON_HOST = tuple(Path(d) for d in DIRS)
 SUFFIXES = (".network", ".netdev", ".link")
 
 # networkctl's words for a name that resolves to no link (yet)
@@ -72,6 +74,28 @@ def _without_stacked(sections: Sequence[Section]) -> tuple[Section, ...]:
         else s
         for s in sections
     )
+
+
+def _naming_controllers(names: set[str], dirs: Sequence[Path]) -> list[Path]:
+    """The ``.network`` files and their drop-ins that make a link a port of one of ``names``."""
+    found: list[Path] = []
+    for d in dirs:
+        candidates = [*d.glob("*.network"), *d.glob("*.network.d/*.conf")]
+        for path in sorted(candidates):
+            try:
+                sections = parse_keyfile(PurePosixPath(path), path.read_text("utf-8"))
+            except (OSError, UnicodeDecodeError, ConfigError):
+                continue  # not ours to judge here: planning already reported it
+            if any(
+                w in names
+                for s in sections
+                if s.name == "Network"
+                for k in _CONTROLLER_KEYS
+                for v in s.values(k)
+                for w in v.split()
+            ):
+                found.append(path)
+    return found
 
 
 class Networkd(Backend, stack=Stack.NETWORKD):
@@ -155,6 +179,18 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         if not names:  # networkd ignores such a file; still, we cannot tell what it would be
             return FileConfig(unattributed=True, unattributed_text=canon)
         return FileConfig(fragments={names[-1]: canon}, virtual=frozenset(names[-1:]))
+
+    def recreated(
+        self, ifnames: Sequence[str], run: Runner, dirs: Sequence[Path] = DIRS_ON_HOST
+    ) -> list[StepResult]:
+        # networkd (v252) keeps a .network file whose mtime did not change on reload, with its
+        # reference to the deleted bond or bridge: the ports would wait for it forever, down and
+        # without a master. A new mtime makes networkd read it again and find the new link.
+        t = self.settings.timeout_s
+        return [
+            command_step("touch", str(p), ["touch", "-c", "--", str(p)], run, t)
+            for p in _naming_controllers(set(ifnames), dirs)
+        ]
 
     def down(
         self,
