@@ -187,7 +187,9 @@ def test_recreated_bond_touches_the_files_of_its_ports(tmp_path: Path) -> None:
     (run_dir / "10-netplan-eth4.network").write_text("[Match]\nName=eth4\n[Network]\nBridge=br0\n")
     (run_dir / "bad.network").write_text("no section\n")
     run = FakeRunner()
-    steps = NETWORKD.recreated(["bond0", "br0"], run, dirs=(etc, run_dir))
+    steps = networkd_mod.Networkd(ApplyConfig()).recreated(
+        ["bond0", "br0"], run, dirs=(etc, run_dir)
+    )
     touched = [
         etc / "15-eth1.network",
         etc / "15-eth2.network.d" / "bond.conf",
@@ -199,4 +201,7 @@ def test_recreated_bond_touches_the_files_of_its_ports(tmp_path: Path) -> None:
 
 def test_nothing_recreated_touches_nothing(tmp_path: Path) -> None:
     run = FakeRunner()
-    assert NETWORKD.recreated([], run, dirs=(tmp_path,)) == [] and run.calls == []
+    assert (
+        networkd_mod.Networkd(ApplyConfig()).recreated([], run, dirs=(tmp_path,)) == []
+        and run.calls == []
+    )

@@ -112,16 +112,23 @@ class StackNetwork:
 
     def down(self, plan: NetworkPlan) -> list[StepResult]:
         bp = _bounce(plan)
-        results = self._checkpoint_rollback()
+        results = self._checkpoint_rollback(bp)
         down = [n for n in bp.down if n not in self._restored]
         return results + self._fall_back_to_netlink(
             self.backend.down(down, self._run, connection_ids=bp.down_ids)
         )
 
-    def _checkpoint_rollback(self) -> list[StepResult]:
+    def _checkpoint_rollback(self, bp: BouncePlan) -> list[StepResult]:
         """NetworkManager's checkpoint restores every device's live state in one call; the
-        devices it restored need no down/up (the files are restored and reloaded as always)."""
+        devices it restored need no down/up (the files are restored and reloaded as always).
+
+        Not when a link is to get its addresses back over netlink: NM restores a bridge whose
+        address differs by re-activating it, which detaches its ports (and recreates a VLAN
+        port), the very bounce the readdress avoids."""
         self._restored = set()
+        if bp.readdress and self.checkpoint is not None:
+            self.checkpoint.discard()
+            return []
         done = self.checkpoint.rollback() if self.checkpoint is not None else None
         if done is None:
             return []
