@@ -77,6 +77,7 @@ class StackNetwork:
         self._settle_s = settle_s
         self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
         self._forget: list[str] = []  # links taken down over netlink by this rollback
+        self._gone: list[str] = []  # links to take down that were not there
         self._settle_until: float | None = None  # when verify stops waiting (set by the routes)
         # NetworkManager only: its checkpoint restores the live state first (set by assemble).
         self.checkpoint: NmCheckpoint | None = None
@@ -160,7 +161,12 @@ class StackNetwork:
                 out.append(r)
                 continue
             with self._links() as ln:
-                fallback = ln.take_down(r.target)
+                gone = r.target not in ln.names()
+                fallback = ln.take_down(r.target) if not gone else r
+            if gone:  # nothing to take down (the change deleted it): the goal is reached
+                self._gone.append(r.target)
+                out.append(StepResult("down", r.target, True, f"not present ({r.error})"))
+                continue
             if not fallback.ok:
                 out += [r, fallback]
                 continue
@@ -175,7 +181,10 @@ class StackNetwork:
         if self._forget:
             results += self.backend.forget(self._forget, self._run)
             self._forget = []
-        if recreated := [n for n in bp.delete if n in bp.up]:
+        # deleted by this rollback, or by the change itself: the reload creates them anew
+        gone = {*bp.delete, *self._gone}
+        self._gone = []
+        if recreated := [n for n in bp.up if n in gone]:
             results += self.backend.recreated(recreated, self._run)
         if bp.reload:
             results += self.backend.reload(self._run)
