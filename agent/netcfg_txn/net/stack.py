@@ -143,10 +143,11 @@ class StackNetwork:
             with self._links() as ln:
                 existing = ln.names()
                 for name in bp.delete:
-                    if name in existing:  # ifdown/nmcli may already have removed it
-                        results.append(ln.delete(name))
-                    else:
-                        results.append(StepResult("delete-link", name, True))
+                    done = ln.delete(name) if name in existing else None
+                    # ifdown/nmcli may already have removed it, NetworkManager a moment later
+                    if done is None or not done.ok and name not in ln.names():
+                        done = StepResult("delete-link", name, True)
+                    results.append(done)
         return results
 
     def _fall_back_to_netlink(self, downs: list[StepResult]) -> list[StepResult]:
