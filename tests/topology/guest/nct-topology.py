@@ -503,6 +503,13 @@ class Ifupdown2(Ifupdown):
             f"[Service]\nEnvironment=PATH={self.env()['PATH']}\n",
         )
         run("systemctl", "daemon-reload")
+        # The daemon runs ifup as a transient unit of PID 1, whose PATH finds ifupdown's
+        # /usr/sbin/ifup first: on this boot's throwaway disk, ifupdown2's take their place, as
+        # if it were the one installed.
+        for tool in ("ifup", "ifdown", "ifquery", "ifreload"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/usr/sbin/{tool}")
+            os.symlink(f"{IFUPDOWN2_BIN}/{tool}", f"/usr/sbin/{tool}")
 
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
         removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
