@@ -510,6 +510,10 @@ class Ifupdown2(Ifupdown):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"/usr/sbin/{tool}")
             os.symlink(f"{IFUPDOWN2_BIN}/{tool}", f"/usr/sbin/{tool}")
+        # ... and ifupdown's hotplug rule, which would now start ifupdown2's ifup for every new
+        # link, racing ours for its lock ("Another instance of this program is already running")
+        write("/etc/udev/rules.d/80-ifupdown.rules", "")
+        run("udevadm", "control", "--reload")
 
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
         removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
