@@ -876,8 +876,14 @@ def main() -> int:
     attach_taps()
     say("STEP", f"baseline applied t={time.monotonic() - t0:.0f}")
     names = topo_ifaces(BASE)
-    wait_for("the baseline topology", lambda: baseline_ok(BASE), 600, 0.5)
-    wait_for("every peer to answer", lambda: not flows_ok(), 600, 1)
+    try:
+        wait_for("the baseline topology", lambda: baseline_ok(BASE), 300, 0.5)
+        wait_for("every peer to answer", lambda: not flows_ok(), 300, 1)
+    except TimeoutError:
+        say("LOG", f"baseline: {json.dumps(link_state(), separators=(',', ':'))}")
+        say("LOG", f"baseline: peers not answering: {flows_ok()}")
+        journal_excerpt("baseline", 150)
+        raise
     ref = link_state()
     cli("start", "--timeout", "1h", "--allow-pending", "--label", "topology baseline")
     cli("commit")
