@@ -630,6 +630,20 @@ class NetplanNM(Netplan, NetworkManager):
     name = "netplan-nm"
     renderer = "NetworkManager"
 
+    def bring_up(self, m: dict[str, Any]) -> None:
+        super().bring_up(m)
+        self.settle()
+
+    def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
+        super().apply(old, new, sc)
+        self.settle()
+
+    @staticmethod
+    def settle() -> None:
+        """netplan apply restarts NetworkManager, whose start re-activates br0 (dropping the
+        taps) after the command returned: wait for its startup to complete."""
+        run("nm-online", "-s", "-q", "-t", "300", check=False, timeout=400)
+
 
 STACKS: dict[str, type[Stack]] = {
     s.name: s for s in (Ifupdown, Ifupdown2, Networkd, NetworkManager, NetplanNetworkd, NetplanNM)
@@ -880,7 +894,7 @@ def main() -> int:
         # netplan apply restarts NetworkManager, which re-activates br0 a while later and drops
         # the taps: until the baseline holds, they are plugged in again (setup, not measured).
         wait_for("the baseline topology", lambda: attach_taps() or baseline_ok(BASE), 300, 0.5)
-        wait_for("every peer to answer", lambda: not flows_ok(), 300, 1)
+        wait_for("every peer to answer", lambda: attach_taps() or not flows_ok(), 300, 1)
     except TimeoutError:
         say("LOG", f"baseline: {json.dumps(link_state(), separators=(',', ':'))}")
         say("LOG", f"baseline: peers not answering: {flows_ok()}")
