@@ -245,6 +245,12 @@ def attach_taps() -> None:
         run("ip", "link", "set", t, "master", "br0", "up", check=False)
 
 
+def attached() -> bool:
+    """``attach_taps`` as a wait condition's first step (always true)."""
+    attach_taps()
+    return True
+
+
 # ------------------------------------------------------------------------------ renderers
 
 
@@ -893,8 +899,8 @@ def main() -> int:
     try:
         # netplan apply restarts NetworkManager, which re-activates br0 a while later and drops
         # the taps: until the baseline holds, they are plugged in again (setup, not measured).
-        wait_for("the baseline topology", lambda: attach_taps() or baseline_ok(BASE), 300, 0.5)
-        wait_for("every peer to answer", lambda: attach_taps() or not flows_ok(), 300, 1)
+        wait_for("the baseline topology", lambda: attached() and baseline_ok(BASE), 300, 0.5)
+        wait_for("every peer to answer", lambda: attached() and not flows_ok(), 300, 1)
     except TimeoutError:
         say("LOG", f"baseline: {json.dumps(link_state(), separators=(',', ':'))}")
         say("LOG", f"baseline: peers not answering: {flows_ok()}")
