@@ -363,6 +363,7 @@ class Boot:
                         ended = f"qemu exited ({self.proc.returncode})"
                         break
                     logf.write(chunk)
+                    logf.flush()  # the console is read while a long boot runs
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
                     stop = False

@@ -211,6 +211,20 @@ def test_reattach_enslaves_again_the_ports_a_recreated_bridge_lost(
 
 
 @netns
+def test_reattach_leaves_a_port_that_was_down_down(topology: Topology, host: str) -> None:
+    topology.add_veth("nct3", "p3")
+    ip("link", "set", "nct3", "master", "nctbr0", "down", ns=host)
+    snapshot = capture(host)
+    ip("link", "del", "nctbr0", ns=host)
+    ip("link", "add", "nctbr0", "type", "bridge", ns=host)
+    ip("link", "set", "nct3", "up", ns=host)  # as enslaving to a bond opens it
+    results = steps(host, "links.reattach(L.LiveState.from_json(arg), ['nctbr0'], [])", snapshot)
+    assert ["reattach", "nct3 master nctbr0", True] in results
+    now = capture(host)
+    assert link(now, "nct3").master == "nctbr0" and not link(now, "nct3").up
+
+
+@netns
 def test_delete_bridge(host: str) -> None:
     snapshot = capture(host)
     result = call(

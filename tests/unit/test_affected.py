@@ -482,3 +482,41 @@ def test_netplan_bridge_address_change_is_a_readdress() -> None:
         ("br0",),
     )
     assert bounced(p) == ((), ()) and p.readdress == ("br0",)
+
+
+# networkd states a VLAN's tie in its parent's .network (VLAN=): adding or deleting a VLAN edits
+# the parent's file, yet only the VLAN is created or removed; the parent (a bond carrying other
+# VLANs and a bridge) stays up.
+VLAN30 = {
+    "41-eth0.30.netdev": "[NetDev]\nName=eth0.30\nKind=vlan\n\n[VLAN]\nId=30\n",
+    "41-eth0.30.network": "[Match]\nName=eth0.30\n\n[Network]\nAddress=203.0.113.17/28\n",
+}
+
+
+def with_vlans(*lines: str) -> str:
+    text = NETWORKD[ND / "10-eth0.network"]
+    return text.replace("VLAN=eth0.10\n", "".join(f"{v}\n" for v in lines))
+
+
+def test_networkd_added_vlan_is_deleted_without_bouncing_its_parent() -> None:
+    p = nd({"10-eth0.network": with_vlans("VLAN=eth0.10", "VLAN=eth0.30"), **VLAN30},
+           live=(*LIVE, "eth0.30"))  # fmt: skip
+    assert bounced(p) == (("eth0.30",), ()) and p.delete == ("eth0.30",)
+    assert p.reload  # the parent's restored file lists one VLAN fewer
+
+
+def test_networkd_deleted_vlan_is_brought_back_without_bouncing_its_parent() -> None:
+    p = nd({"10-eth0.network": with_vlans(), "40-eth0.10.netdev": None,
+            "40-eth0.10.network": None}, live=tuple(n for n in LIVE if n != "eth0.10"))  # fmt: skip
+    assert bounced(p) == ((), ("eth0.10",)) and p.delete == () and p.reload
+
+
+def test_networkd_vlan_line_alone_moved_bounces_only_the_vlan() -> None:
+    # the VLAN's own files are as they were; only the parent no longer creates it
+    p = nd({"10-eth0.network": with_vlans()})
+    assert bounced(p) == (("eth0.10",), ("eth0.10",))
+
+
+def test_networkd_parent_setting_change_still_bounces_the_parent_and_its_vlan() -> None:
+    p = nd({"10-eth0.network": with_vlans("VLAN=eth0.10", "MTUBytes=1400")})
+    assert interfaces(p) == ("eth0", "eth0.10")

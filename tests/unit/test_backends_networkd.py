@@ -8,14 +8,18 @@ parent, two plain interfaces, a glob match, a drop-in, a MAC-matched .link file 
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from netcfg_txn.core.errors import ConfigError
+from netcfg_txn.core.model import StepResult
+from netcfg_txn.host.runner import Completed
 from netcfg_txn.net.backends import SELF, ApplyConfig, Stack, get_backend
+from netcfg_txn.net.backends import networkd as networkd_mod
 from netcfg_txn.net.backends.base import FileConfig
-from tests.fakes import host_files
+from tests.fakes import FakeRunner, host_files
 
 NETWORKD = get_backend(Stack.NETWORKD, ApplyConfig())
 DIR = PurePosixPath("/etc/systemd/network")
@@ -44,9 +48,8 @@ def test_owns_network_netdev_link_and_dropins() -> None:
 def test_plain_interface_lists_the_vlan_stacked_on_it() -> None:
     fc = parse("10-eth0.network")
     assert set(fc.fragments) == {"eth0"}
-    assert fc.fragments["eth0"] == (  # the Name= list is the key, not part of the settings
-        "[Match]\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\nVLAN=eth0.10\n"
-    )
+    # The Name= list is the key, and VLAN= the stacked link's tie: neither is eth0's setting.
+    assert fc.fragments["eth0"] == "[Match]\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\n"
     assert fc.deps == {"eth0.10": frozenset({"eth0"})}
     assert fc.controllers == frozenset()
     assert fc.exclusive and not fc.unattributed
@@ -139,3 +142,66 @@ def test_comments_continuations_and_spacing_do_not_change_anything() -> None:
 def test_garbage_is_a_config_error_naming_path_and_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError, match=f"^/etc/systemd/network/x.network:{line}: "):
         NETWORKD.parse(DIR / "x.network", text)
+
+
+class AppearsLater:
+    """``networkctl reconfigure`` answering "No such device" until the link is created."""
+
+    def __init__(self, misses: int) -> None:
+        self.misses = misses
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout_s: float = 30.0, check: bool = True
+    ) -> Completed:
+        self.calls.append(tuple(argv))
+        if len(self.calls) <= self.misses:
+            err = f'Failed to resolve interface "{argv[-1]}": No such device'
+            return Completed(tuple(argv), 1, "", err)
+        return Completed(tuple(argv), 0, "", "")
+
+
+def test_up_waits_for_a_vlan_networkd_is_still_creating(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
+    run = AppearsLater(misses=3)
+    assert NETWORKD.up(["bond0.20"], run) == [StepResult("up", "bond0.20", True)]
+    assert len(run.calls) == 4
+
+
+def test_up_of_a_link_that_never_appears_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
+    monkeypatch.setattr(networkd_mod, "APPEAR_S", 0.05)
+    [step] = NETWORKD.up(["eth9"], AppearsLater(misses=10**9))
+    assert not step.ok and "No such device" in (step.error or "")
+
+
+def test_recreated_bond_touches_the_files_of_its_ports(tmp_path: Path) -> None:
+    etc, run_dir = tmp_path / "etc", tmp_path / "run"
+    for d in (etc, run_dir, etc / "15-eth2.network.d"):
+        d.mkdir()
+    (etc / "15-eth1.network").write_text("[Match]\nName=eth1\n[Network]\nBond=bond0\n")
+    (etc / "15-eth2.network").write_text("[Match]\nName=eth2\n[Network]\nDHCP=no\n")
+    (etc / "15-eth2.network.d" / "bond.conf").write_text("[Network]\nBond=bond0\n")
+    (etc / "16-eth3.network").write_text("[Match]\nName=eth3\n[Network]\nBond=bond1\n")
+    (etc / "20-bond0.network").write_text("[Match]\nName=bond0\n[Network]\nVLAN=bond0.10\n")
+    (run_dir / "10-netplan-eth4.network").write_text("[Match]\nName=eth4\n[Network]\nBridge=br0\n")
+    (run_dir / "bad.network").write_text("no section\n")
+    run = FakeRunner()
+    steps = networkd_mod.Networkd(ApplyConfig()).recreated(
+        ["bond0", "br0"], run, dirs=(etc, run_dir)
+    )
+    touched = [
+        etc / "15-eth1.network",
+        etc / "15-eth2.network.d" / "bond.conf",
+        run_dir / "10-netplan-eth4.network",
+    ]
+    assert run.calls == [("touch", "-c", "--", str(p)) for p in touched]
+    assert all(s.ok for s in steps) and len(steps) == 3
+
+
+def test_nothing_recreated_touches_nothing(tmp_path: Path) -> None:
+    run = FakeRunner()
+    assert (
+        networkd_mod.Networkd(ApplyConfig()).recreated([], run, dirs=(tmp_path,)) == []
+        and run.calls == []
+    )

@@ -232,9 +232,13 @@ class FakeCheckpoint(nmc.NmCheckpoint):
     def __init__(self, restored: set[str] | None) -> None:
         self.restored = restored
         self.prepared = 0
+        self.discarded = False
 
     def prepare(self) -> None:
         self.prepared += 1
+
+    def discard(self) -> None:
+        self.discarded = True
 
     def rollback(self) -> tuple[list[StepResult], set[str]] | None:
         if self.restored is None:
@@ -293,6 +297,21 @@ def test_without_a_checkpoint_the_rollback_is_the_usual_down_and_up() -> None:
         ("nmcli", "connection", "reload"),
         ("nmcli", "connection", "up", "ifname", "nct1"),
     ]
+
+
+def test_a_readdress_takes_the_usual_path_and_discards_the_checkpoint() -> None:
+    # NM would re-activate the bridge to put its address back, detaching its ports
+    cp = FakeCheckpoint({"nct0", "nct1", "nctbr0"})
+    net, run = nm_network(cp)
+    plan = StackPlan(
+        "networkmanager",
+        BouncePlan(("nct1",), (), ("nct1",), (), reload=True, readdress=("nctbr0",)),
+    )
+    steps = net.down(plan)
+    assert cp.discarded and [(r.action, r.target) for r in steps] == [("down", "nct1")]
+    net.reload(plan)
+    net.up(plan)
+    assert ("nmcli", "connection", "up", "ifname", "nct1") in run.effects()
 
 
 def test_the_checkpoint_is_taken_when_the_start_captures_the_live_state() -> None:

@@ -2,9 +2,10 @@
 """Which interfaces a rollback must bounce, and in what order. Pure.
 
 An interface is affected iff its effective configuration differs between the snapshot and the
-current files. Then: the links stacked on an affected one are affected too (a vlan or bridge on a
-bounced port), and so are the ports of a changed bridge or bond, but not the other ports of a
-bridge that is only bounced because one port changed. Everything else is never touched.
+current files, or the parent it is stacked on does (wherever the tie is stated). Then: the links
+stacked on an affected one are affected too (a vlan or bridge on a bounced port), and so are the
+ports of a changed bridge or bond, but not the other ports of a bridge that is only bounced
+because one port changed. Everything else is never touched.
 """
 
 from __future__ import annotations
@@ -247,6 +248,11 @@ def plan_bounce(
     universe = frozenset({k for k in literal if not is_pattern(k)} | live)
     gold, gnew = _graph(vold, universe), _graph(vnew, universe)
     changed = {n for n in gold.names | gnew.names if vold.effective(n) != vnew.effective(n)}
+    # A link now stacked on another parent (or no longer, or newly): its tie may be stated only
+    # in the parent's file (networkd's VLAN=), which then counts as the stacked link's change.
+    retied = {
+        n for n in {*gold.stacked, *gnew.stacked} if gold.stacked.get(n) != gnew.stacked.get(n)
+    }
     # Only links the config creates (bridge, bond, vlan): bouncing one deletes it, and what the
     # config does not list goes with it (VM taps on a bridge, links stacked by other tools).
     readdress = {
@@ -254,7 +260,8 @@ def plan_bounce(
         for n in changed & gold.virtual & gnew.virtual & live
         if _addresses_only(backend, vold.effective(n), vnew.effective(n))
     }
-    changed -= readdress
+    changed = (changed - readdress) | retied
+    readdress -= retied
 
     # Closure: everything stacked on or enslaving a changed link, transitively; and the ports of a
     # changed controller, but not the other ports of one bounced only because one port changed.

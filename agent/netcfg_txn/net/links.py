@@ -218,7 +218,7 @@ class Links:
                 continue
             if cur.master == was.master or was.master not in index:
                 continue
-            op = _set_master(self._ipr, cur.index, index[was.master])
+            op = _set_master(self._ipr, cur.index, index[was.master], up=was.up)
             results.append(self._call("reattach", f"{was.name} master {was.master}", op))
         return results
 
@@ -308,9 +308,12 @@ def _addr_add(ipr: Any, index: int, addr: AddrInfo) -> Callable[[], object]:
     return add
 
 
-def _set_master(ipr: Any, index: int, master: int) -> Callable[[], object]:
+def _set_master(ipr: Any, index: int, master: int, *, up: bool = True) -> Callable[[], object]:
     def enslave() -> object:
-        return ipr.link("set", index=index, master=master)
+        done = ipr.link("set", index=index, master=master)
+        if not up:  # a bond opens the ports it enslaves: one that was down goes down again
+            done = ipr.link("set", index=index, state="down")
+        return done
 
     return enslave
 

@@ -258,6 +258,14 @@ class NmCheckpoint:
         """Before the commit point: NM must never revert a kept change."""
         self.disarm(t.id)
 
+    def discard(self) -> None:
+        """Destroy the checkpoint unused (this rollback does not want NM's), so that NM never
+        rolls back by itself either."""
+        cp = self._read()
+        if cp is not None:
+            self._destroy(cp)
+            self._forget()
+
     def rollback(self) -> tuple[list[StepResult], set[str]] | None:
         """Restore the live state from the checkpoint: (steps, names of the interfaces it
         restored), or None without a usable checkpoint. NM destroys one it rolled back."""

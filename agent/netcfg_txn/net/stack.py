@@ -77,6 +77,7 @@ class StackNetwork:
         self._settle_s = settle_s
         self._route_grace_s = route_grace_s if backend.asynchronous else 0.0
         self._forget: list[str] = []  # links taken down over netlink by this rollback
+        self._gone: list[str] = []  # links to take down that were not there
         self._settle_until: float | None = None  # when verify stops waiting (set by the routes)
         # NetworkManager only: its checkpoint restores the live state first (set by assemble).
         self.checkpoint: NmCheckpoint | None = None
@@ -112,16 +113,23 @@ class StackNetwork:
 
     def down(self, plan: NetworkPlan) -> list[StepResult]:
         bp = _bounce(plan)
-        results = self._checkpoint_rollback()
+        results = self._checkpoint_rollback(bp)
         down = [n for n in bp.down if n not in self._restored]
         return results + self._fall_back_to_netlink(
             self.backend.down(down, self._run, connection_ids=bp.down_ids)
         )
 
-    def _checkpoint_rollback(self) -> list[StepResult]:
+    def _checkpoint_rollback(self, bp: BouncePlan) -> list[StepResult]:
         """NetworkManager's checkpoint restores every device's live state in one call; the
-        devices it restored need no down/up (the files are restored and reloaded as always)."""
+        devices it restored need no down/up (the files are restored and reloaded as always).
+
+        Not when a link is to get its addresses back over netlink: NM restores a bridge whose
+        address differs by re-activating it, which detaches its ports (and recreates a VLAN
+        port), the very bounce the readdress avoids."""
         self._restored = set()
+        if bp.readdress and self.checkpoint is not None:
+            self.checkpoint.discard()
+            return []
         done = self.checkpoint.rollback() if self.checkpoint is not None else None
         if done is None:
             return []
@@ -135,10 +143,11 @@ class StackNetwork:
             with self._links() as ln:
                 existing = ln.names()
                 for name in bp.delete:
-                    if name in existing:  # ifdown/nmcli may already have removed it
-                        results.append(ln.delete(name))
-                    else:
-                        results.append(StepResult("delete-link", name, True))
+                    done = ln.delete(name) if name in existing else None
+                    # ifdown/nmcli may already have removed it, NetworkManager a moment later
+                    if done is None or not done.ok and name not in ln.names():
+                        done = StepResult("delete-link", name, True)
+                    results.append(done)
         return results
 
     def _fall_back_to_netlink(self, downs: list[StepResult]) -> list[StepResult]:
@@ -153,7 +162,12 @@ class StackNetwork:
                 out.append(r)
                 continue
             with self._links() as ln:
-                fallback = ln.take_down(r.target)
+                gone = r.target not in ln.names()
+                fallback = ln.take_down(r.target) if not gone else r
+            if gone:  # nothing to take down (the change deleted it): the goal is reached
+                self._gone.append(r.target)
+                out.append(StepResult("down", r.target, True, f"not present ({r.error})"))
+                continue
             if not fallback.ok:
                 out += [r, fallback]
                 continue
@@ -168,6 +182,11 @@ class StackNetwork:
         if self._forget:
             results += self.backend.forget(self._forget, self._run)
             self._forget = []
+        # deleted by this rollback, or by the change itself: the reload creates them anew
+        gone = {*bp.delete, *self._gone}
+        self._gone = []
+        if recreated := [n for n in bp.up if n in gone]:
+            results += self.backend.recreated(recreated, self._run)
         if bp.reload:
             results += self.backend.reload(self._run)
         return results

@@ -245,6 +245,12 @@ def attach_taps() -> None:
         run("ip", "link", "set", t, "master", "br0", "up", check=False)
 
 
+def attached() -> bool:
+    """``attach_taps`` as a wait condition's first step (always true)."""
+    attach_taps()
+    return True
+
+
 # ------------------------------------------------------------------------------ renderers
 
 
@@ -503,6 +509,17 @@ class Ifupdown2(Ifupdown):
             f"[Service]\nEnvironment=PATH={self.env()['PATH']}\n",
         )
         run("systemctl", "daemon-reload")
+        # The daemon runs ifup as a transient unit of PID 1, whose PATH finds ifupdown's
+        # /usr/sbin/ifup first: on this boot's throwaway disk, ifupdown2's take their place, as
+        # if it were the one installed.
+        for tool in ("ifup", "ifdown", "ifquery", "ifreload"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/usr/sbin/{tool}")
+            os.symlink(f"{IFUPDOWN2_BIN}/{tool}", f"/usr/sbin/{tool}")
+        # ... and ifupdown's hotplug rule, which would now start ifupdown2's ifup for every new
+        # link, racing ours for its lock ("Another instance of this program is already running")
+        write("/etc/udev/rules.d/80-ifupdown.rules", "")
+        run("udevadm", "control", "--reload")
 
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
         removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
@@ -618,6 +635,20 @@ class NetplanNetworkd(Netplan, Networkd):
 class NetplanNM(Netplan, NetworkManager):
     name = "netplan-nm"
     renderer = "NetworkManager"
+
+    def bring_up(self, m: dict[str, Any]) -> None:
+        super().bring_up(m)
+        self.settle()
+
+    def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
+        super().apply(old, new, sc)
+        self.settle()
+
+    @staticmethod
+    def settle() -> None:
+        """netplan apply restarts NetworkManager, whose start re-activates br0 (dropping the
+        taps) after the command returned: wait for its startup to complete."""
+        run("nm-online", "-s", "-q", "-t", "300", check=False, timeout=400)
 
 
 STACKS: dict[str, type[Stack]] = {
@@ -765,9 +796,15 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     cli("extend", "--timeout", TXN_TIMEOUT)
     say("STEP", f"{name}: armed for {TXN_TIMEOUT}, {len(pingers)} pingers")
 
+    slow = [time.monotonic() + 90]
+
     def ended() -> dict[str, Any] | None:
         st = cli("status", check=False)
         last = st.get("last") or {}
+        if slow and time.monotonic() > slow[0]:  # a rollback this slow is stuck: say where, once
+            slow.clear()
+            say("LOG", f"{name}: not ended after 90s: {json.dumps(st)[:1500]}")
+            journal_excerpt(name)
         return last if st.get("state") == "idle" and last.get("id") == tid else None
 
     try:
@@ -815,6 +852,16 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     return res
 
 
+def journal_excerpt(name: str, lines: int = 80) -> None:
+    """What the daemon and the stacks logged around a failed scenario, on the console (the
+    host keeps it with --keep): the only trace of why a rollback went wrong in a VM gone."""
+    units = ("netcfg-txnd", "systemd-networkd", "NetworkManager")
+    argv = ["journalctl", "--no-pager", "-o", "short-monotonic", "-n", str(lines)]
+    out = run(*argv, *(f"-u{u}" for u in units), check=False).stdout
+    for text in out.splitlines():
+        say("LOG", f"{name}: {text}")
+
+
 def restore_baseline(stack: Stack) -> None:
     """After a failed scenario: put the baseline back so the next one starts clean."""
     stack.bring_up(BASE)
@@ -849,8 +896,16 @@ def main() -> int:
     attach_taps()
     say("STEP", f"baseline applied t={time.monotonic() - t0:.0f}")
     names = topo_ifaces(BASE)
-    wait_for("the baseline topology", lambda: baseline_ok(BASE), 600, 0.5)
-    wait_for("every peer to answer", lambda: not flows_ok(), 600, 1)
+    try:
+        # netplan apply restarts NetworkManager, which re-activates br0 a while later and drops
+        # the taps: until the baseline holds, they are plugged in again (setup, not measured).
+        wait_for("the baseline topology", lambda: attached() and baseline_ok(BASE), 300, 0.5)
+        wait_for("every peer to answer", lambda: attached() and not flows_ok(), 300, 1)
+    except TimeoutError:
+        say("LOG", f"baseline: {json.dumps(link_state(), separators=(',', ':'))}")
+        say("LOG", f"baseline: peers not answering: {flows_ok()}")
+        journal_excerpt("baseline", 150)
+        raise
     ref = link_state()
     cli("start", "--timeout", "1h", "--allow-pending", "--label", "topology baseline")
     cli("commit")
@@ -869,6 +924,7 @@ def main() -> int:
                 cli("rollback", "--force", check=False)
         say("RESULT", json.dumps(res, separators=(",", ":")))
         if not res["ok"]:
+            journal_excerpt(name)
             with contextlib.suppress(Exception):
                 restore_baseline(stack)
                 wait_settled(ref, names, 180)

@@ -183,6 +183,11 @@ class Backend(abc.ABC):
         netlink: make the stack's own state agree without taking them down."""
         return []
 
+    def recreated(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        """Before the reload: these links were deleted and the restored files create them anew.
+        Make the stack tie the ports named in unchanged files to the new links."""
+        return []
+
     def forget(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
         """After its tool could not take these links down and netlink did instead: make the
         stack's own state agree (they are not configured), with the restored files in place."""

@@ -245,6 +245,10 @@ class Netplan(Backend, stack=Stack.NETPLAN):
     ) -> list[StepResult]:
         return self._split(ifnames, run, connection_ids or {}, lambda b, ns: b.down(ns, run))
 
+    def recreated(self, ifnames: Sequence[str], run: Runner) -> list[StepResult]:
+        # Before the generate: it keeps the mtime of a rendered file whose content is the same.
+        return self._renderers()[0].recreated(ifnames, run)
+
     def reload(self, run: Runner) -> list[StepResult]:
         steps = [self.generate(run)]
         networkd, nm = self._renderers()

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, ClassVar
 
+from netcfg_txn.core.errors import ConfigError
 from netcfg_txn.core.model import StepResult
 from netcfg_txn.net.backends.base import (
     SELF,
@@ -24,7 +26,14 @@ if TYPE_CHECKING:  # the runner is injected: only its type is needed here
     from netcfg_txn.host.runner import Runner
 
 DIRS = (PurePosixPath("/etc/systemd/network"), PurePosixPath("/run/systemd/network"))
+DIRS_ON_HOST = tuple(Path(d) for d in DIRS)
 SUFFIXES = (".network", ".netdev", ".link")
+
+# networkctl's words for a name that resolves to no link (yet)
+_NO_SUCH_DEVICE = "No such device"
+# ... retried this long for a link networkd is about to create (a VLAN on a reconfigured parent)
+APPEAR_S = 15.0
+APPEAR_POLL_S = 0.2
 
 # [Network] keys naming an upper link this one is a port of (enslaved) ...
 _CONTROLLER_KEYS = ("Bridge", "Bond", "VRF", "Team")
@@ -54,6 +63,41 @@ def match_words(section: Section, key: str) -> list[tuple[bool, str]]:
     return words
 
 
+def _without_stacked(sections: Sequence[Section]) -> tuple[Section, ...]:
+    """A parent's settings without the ``VLAN=``-like lines: each says "create that link on me",
+    so it belongs to the stacked link (a tie in ``deps``), not to the parent. Adding or deleting
+    a VLAN must not bounce the bond it sits on, and networkd creates a listed VLAN on a reload
+    without taking its parent down."""
+    return tuple(
+        dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key not in _STACKED_KEYS))
+        if s.name == "Network"
+        else s
+        for s in sections
+    )
+
+
+def _naming_controllers(names: set[str], dirs: Sequence[Path]) -> list[Path]:
+    """The ``.network`` files and their drop-ins that make a link a port of one of ``names``."""
+    found: list[Path] = []
+    for d in dirs:
+        candidates = [*d.glob("*.network"), *d.glob("*.network.d/*.conf")]
+        for path in sorted(candidates):
+            try:
+                sections = parse_keyfile(PurePosixPath(path), path.read_text("utf-8"))
+            except (OSError, UnicodeDecodeError, ConfigError):
+                continue  # not ours to judge here: planning already reported it
+            if any(
+                w in names
+                for s in sections
+                if s.name == "Network"
+                for k in _CONTROLLER_KEYS
+                for v in s.values(k)
+                for w in v.split()
+            ):
+                found.append(path)
+    return found
+
+
 class Networkd(Backend, stack=Stack.NETWORKD):
     end_of_options: ClassVar[bool] = True  # networkctl parses with getopt_long
     asynchronous = True
@@ -73,6 +117,8 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         canon = canonical(sections)
         if path.suffix == ".conf":
             main = path.parent.with_name(path.parent.name.removesuffix(".d"))
+            if main.suffix == ".network":
+                canon = canonical(_without_stacked(sections))
             return self._fragment(main.suffix, [SELF], canon, sections, extends=main)
         if path.suffix == ".netdev":
             return self._netdev(canon, sections)
@@ -88,7 +134,7 @@ class Networkd(Backend, stack=Stack.NETWORKD):
                 dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key != key))
                 if s.name == "Match"
                 else s
-                for s in sections
+                for s in (_without_stacked(sections) if path.suffix == ".network" else sections)
             )
         )
         return self._fragment(path.suffix, keys, applied, sections)
@@ -134,6 +180,18 @@ class Networkd(Backend, stack=Stack.NETWORKD):
             return FileConfig(unattributed=True, unattributed_text=canon)
         return FileConfig(fragments={names[-1]: canon}, virtual=frozenset(names[-1:]))
 
+    def recreated(
+        self, ifnames: Sequence[str], run: Runner, dirs: Sequence[Path] = DIRS_ON_HOST
+    ) -> list[StepResult]:
+        # networkd (v252) keeps a .network file whose mtime did not change on reload, with its
+        # reference to the deleted bond or bridge: the ports would wait for it forever, down and
+        # without a master. A new mtime makes networkd read it again and find the new link.
+        t = self.settings.timeout_s
+        return [
+            command_step("touch", str(p), ["touch", "-c", "--", str(p)], run, t)
+            for p in _naming_controllers(set(ifnames), dirs)
+        ]
+
     def down(
         self,
         ifnames: Sequence[str],
@@ -155,7 +213,19 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         *,
         connection_ids: Mapping[str, str] | None = None,
     ) -> list[StepResult]:
-        return self._each("up", ifnames, ["networkctl", "reconfigure"], run)
+        out: list[StepResult] = []
+        for n in ifnames:
+            step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
+            # A VLAN (or other stacked link) is created by networkd itself once the reload
+            # reconfigured its parent: it may not exist yet.
+            until = time.monotonic() + min(APPEAR_S, self.settings.timeout_s)
+            while (
+                not step.ok and _NO_SUCH_DEVICE in (step.error or "") and time.monotonic() < until
+            ):
+                time.sleep(APPEAR_POLL_S)
+                step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
+            out.append(step)
+        return out
 
     def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "networkctl") or probe(
