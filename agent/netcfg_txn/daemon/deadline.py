@@ -17,7 +17,7 @@ from netcfg_txn.core.clock import Clock
 from netcfg_txn.core.errors import NetcfgTxnError
 from netcfg_txn.core.model import Phase, Txn
 from netcfg_txn.engine import Engine
-from netcfg_txn.host import sd
+from netcfg_txn.host import memory, sd
 
 log = logging.getLogger("netcfg_txn.daemon")
 RETRY_FIRST_S = 0.1
@@ -154,7 +154,7 @@ class DeadlineTimer:
             # Whatever used up the fds, the rollback's first opens must succeed.
             with self._room():
                 try:
-                    done: bool | None = await asyncio.to_thread(self._step)
+                    done: bool | None = await asyncio.to_thread(memory.then_give_back, self._step)
                 except Exception as e:
                     self.failed("rollback at the deadline failed", e)
                     done = None

@@ -34,7 +34,7 @@ from netcfg_txn.core.model import Actor, Phase, Reason, Txn
 from netcfg_txn.core.policy import ConfirmPolicy, Policy, parse_confirm, probe_host
 from netcfg_txn.daemon.deadline import DeadlineTimer
 from netcfg_txn.engine import MSG_RELOAD_REFUSED, Engine, public_txn
-from netcfg_txn.host import sd
+from netcfg_txn.host import memory, sd
 from netcfg_txn.remote.listen import RemoteListener
 from netcfg_txn.remote.peers import PeerCache
 from netcfg_txn.store.fdreserve import FdReserve
@@ -96,7 +96,7 @@ class Daemon:
             self.watcher.pause()
         try:
             await asyncio.to_thread(self.engine.expire)  # rollback wins ties
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await asyncio.to_thread(memory.then_give_back, fn, *args, **kwargs)
         except OSError as e:  # a full or failing state disk: name it, not "internal error"
             log.error("operation failed on the state directory: %s", e)
             where = f" ({e.filename})" if e.filename else ""
