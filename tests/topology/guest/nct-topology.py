@@ -726,6 +726,45 @@ class Pinger:
         return {"target": self.target, "sent": sent, "received": len(got), "lost": len(lost)}
 
 
+class AddrWatch:
+    """Every IPv4 address the kernel removes while the rollback runs (``ip monitor``): a lost
+    ping on an untouched path is then traced to the stack that took the address away and put
+    it back, not guessed at."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "-o", "-4", "monitor", "address"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.t0 = time.time()
+
+    def stop(self, ref: dict[str, dict[str, Any]], names: list[str]) -> dict[str, list[str]]:
+        """The addresses of the snapshot (``ref``) that were taken off links in ``names``: a
+        changed address going away is the rollback's job, a kept one going away is not."""
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=30)
+        drops: dict[str, list[str]] = {}
+        for text in out.splitlines():
+            m = re.match(r"Deleted \d+: (\S+)\s+inet (\S+)", text)
+            if (
+                m
+                and m.group(1) in names
+                and m.group(2) in (ref.get(m.group(1)) or {}).get("addrs", [])
+            ):
+                drops.setdefault(m.group(1), []).append(m.group(2))
+        return drops
+
+
+def stack_log(since: float, pattern: str) -> list[str]:
+    """The stacks' own journal lines since ``since`` (epoch seconds) that match ``pattern``."""
+    argv = ["journalctl", "--no-pager", "-o", "cat", f"--since=@{since:.0f}"]
+    units = ("systemd-networkd", "NetworkManager")
+    out = run(*argv, *(f"-u{u}" for u in units), check=False).stdout
+    return [t for t in out.splitlines() if re.search(pattern, t)][:20]
+
+
 # ------------------------------------------------------------------------------ scenarios
 
 
@@ -792,6 +831,7 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     pingers = [Pinger(f[0], f[1], f[2]) for f in flows]
     c0 = counters(untouched)
     mid = link_state()
+    watch = AddrWatch()
     t_arm = time.monotonic()
     cli("extend", "--timeout", TXN_TIMEOUT)
     say("STEP", f"{name}: armed for {TXN_TIMEOUT}, {len(pingers)} pingers")
@@ -820,6 +860,9 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     time.sleep(1.5)
     c1 = counters(untouched)
     res["pings"] = {p.name: p.stop() for p in pingers}
+    res["addr_drops"] = watch.stop(ref, untouched)
+    if res["addr_drops"]:  # who took them: the stack's words for reconfiguring a link
+        res["stack_log"] = stack_log(watch.t0 - 2, r"[Rr]econfigur|[Rr]emoving address")
     after = link_state()
     res["diff"] = {
         n: {"want": ref.get(n), "got": after.get(n)}
@@ -840,6 +883,8 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
         res["problems"].append(f"outcome {res['outcome']}: {res['errors']}")
     if res["lost"]:
         res["problems"].append(f"{res['lost']} packet(s) lost on untouched paths")
+    if res["addr_drops"]:
+        res["problems"].append(f"addresses taken off untouched links: {res['addr_drops']}")
     if res["link_changes"]:
         res["problems"].append(f"link changes on untouched: {sorted(res['link_changes'])}")
     if res["unexpected_bounce"]:
