@@ -161,17 +161,28 @@ class AppearsLater:
         return Completed(tuple(argv), 0, "", "")
 
 
-def test_up_waits_for_a_vlan_networkd_is_still_creating(monkeypatch: pytest.MonkeyPatch) -> None:
+def isolated(tmp_path: Path) -> networkd_mod.Networkd:
+    """A backend reading its files from an empty directory, not this host's."""
+    b = networkd_mod.Networkd(ApplyConfig())
+    b.dirs = (tmp_path,)
+    return b
+
+
+def test_up_waits_for_a_vlan_networkd_is_still_creating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
     run = AppearsLater(misses=3)
-    assert NETWORKD.up(["bond0.20"], run) == [StepResult("up", "bond0.20", True)]
+    assert isolated(tmp_path).up(["bond0.20"], run) == [StepResult("up", "bond0.20", True)]
     assert len(run.calls) == 4
 
 
-def test_up_of_a_link_that_never_appears_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_of_a_link_that_never_appears_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
     monkeypatch.setattr(networkd_mod, "APPEAR_S", 0.05)
-    [step] = NETWORKD.up(["eth9"], AppearsLater(misses=10**9))
+    [step] = isolated(tmp_path).up(["eth9"], AppearsLater(misses=10**9))
     assert not step.ok and "No such device" in (step.error or "")
 
 

@@ -60,6 +60,7 @@ BASE: dict[str, Any] = {
     "mtu": 1500,
     "vlans": {10: None, 20: "203.0.113.1/28"},
     "br_addr": "198.51.100.1/26",
+    "vlan_mtu": {},  # VLAN id -> MTU set in the VLAN's own definition (its .netdev in networkd)
 }
 NICS = ("eth0", "eth1", "eth2", "eth3")
 TAPS = ("tap1", "tap2")
@@ -134,6 +135,12 @@ SCENARIOS: dict[str, Scenario] = {
         _set("mode", "balance-xor"),
         frozenset({"bond0"}),
         BOND_ALL,
+    ),
+    "vlan20-mtu": Scenario(
+        "change VLAN 20's own definition (its MTU, 1500 -> 1400)",
+        _set("vlan_mtu", {20: 1400}),
+        frozenset({"bond0.20"}),
+        frozenset({"bond0.20"}),
     ),
     "bond-mtu": Scenario(
         "change the bond's MTU (1500 -> 1400)",
@@ -273,6 +280,7 @@ def r_ifupdown(m: dict[str, Any], v2: bool) -> dict[str, str]:
         head = f"iface bond0.{vid} inet static" if addr else f"iface bond0.{vid}{manual}"
         out += [f"auto bond0.{vid}", head]
         out += [f"    address {addr}"] if addr else []
+        out += [f"    mtu {m['vlan_mtu'][vid]}"] if vid in m["vlan_mtu"] else []
         out += ["    vlan-raw-device bond0", ""]
     br = ["auto br0", "iface br0 inet static", f"    address {m['br_addr']}"]
     br += ["    bridge-ports bond0.10", "    bridge-stp off", "    bridge-fd 0", ""]
@@ -320,8 +328,9 @@ def r_networkd(m: dict[str, Any]) -> dict[str, str]:
             [("Match", [f"Name={e}"]), ("Network", ["Bond=bond0"])]
         )
     for vid, addr in m["vlans"].items():
+        mtu = [f"MTUBytes={m['vlan_mtu'][vid]}"] if vid in m["vlan_mtu"] else []
         files[f"{d}/30-bond0.{vid}.netdev"] = _unit(
-            [("NetDev", [f"Name=bond0.{vid}", "Kind=vlan"]), ("VLAN", [f"Id={vid}"])]
+            [("NetDev", [f"Name=bond0.{vid}", "Kind=vlan", *mtu]), ("VLAN", [f"Id={vid}"])]
         )
         net = [f"Address={addr}"] if addr else ["Bridge=br0"]
         files[f"{d}/30-bond0.{vid}.network"] = _unit(
@@ -376,6 +385,8 @@ def r_nm(m: dict[str, Any]) -> dict[str, str]:
         if addr is None:
             conn += ["master=br0", "slave-type=bridge"]
         sections = [("", conn), ("vlan", ["parent=bond0", f"id={vid}"])]
+        if vid in m["vlan_mtu"]:
+            sections.append(("ethernet", [f"mtu={m['vlan_mtu'][vid]}"]))
         if addr is not None:
             sections += [_ip4(addr), v6]
         files[f"{d}/bond0.{vid}.nmconnection"] = _keyfile(f"bond0.{vid}", sections)
@@ -392,6 +403,7 @@ def r_netplan(m: dict[str, Any], renderer: str) -> dict[str, str]:
             "id": vid,
             "link": "bond0",
             **({"addresses": [addr]} if addr else {}),
+            **({"mtu": m["vlan_mtu"][vid]} if vid in m["vlan_mtu"] else {}),
         }
     doc = {
         "network": {
@@ -545,15 +557,25 @@ class Networkd(Stack):
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
         removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
         self.write_diff(old, new)
-        # networkd never changes an existing netdev's kind settings (bond mode): recreate it
-        if old["mode"] != new["mode"] or removed - set(NICS):
+        # networkd never changes an existing netdev's settings (bond mode, a VLAN's MTU):
+        # recreate it; a VLAN comes back when its parent is configured again
+        om, nm = old["vlan_mtu"], new["vlan_mtu"]
+        redo = {f"bond0.{v}" for v in {*om, *nm} if om.get(v) != nm.get(v)}
+        if old["mode"] != new["mode"] or removed - set(NICS) or redo:
             for n in _uppers_first(
-                (removed - set(NICS)) | ({"bond0"} if old["mode"] != new["mode"] else set())
+                (removed - set(NICS)) | ({"bond0"} if old["mode"] != new["mode"] else set()) | redo
             ):
                 run("ip", "link", "del", n, check=False)
         for n in removed & set(NICS):
             run("ip", "link", "set", n, "nomaster", check=False)
         run("networkctl", "reload")
+        if redo:
+            run("networkctl", "reconfigure", "bond0")
+            wait_for(
+                "the VLANs back",
+                lambda: all(os.path.exists(f"/sys/class/net/{n}") for n in redo),
+                60,
+            )
         live = [n for n in _uppers_first(set(sc.changed)) if os.path.exists(f"/sys/class/net/{n}")]
         if live:
             run("networkctl", "reconfigure", *live)

@@ -21,6 +21,7 @@ from netcfg_txn.net.backends.base import (
     probe,
 )
 from netcfg_txn.net.backends.keyfile import Section, canonical, parse_keyfile
+from netcfg_txn.net.backends.networkd_stacked import STACKED_KEYS, naming_stacked, vlan_argv
 
 if TYPE_CHECKING:  # the runner is injected: only its type is needed here
     from netcfg_txn.host.runner import Runner
@@ -35,10 +36,9 @@ _NO_SUCH_DEVICE = "No such device"
 APPEAR_S = 15.0
 APPEAR_POLL_S = 0.2
 
-# [Network] keys naming an upper link this one is a port of (enslaved) ...
+# [Network] keys naming an upper link this one is a port of (enslaved); STACKED_KEYS name the
+# links stacked on this one (this link is their parent).
 _CONTROLLER_KEYS = ("Bridge", "Bond", "VRF", "Team")
-# ... or that is stacked on this one (this link is their parent).
-_STACKED_KEYS = ("VLAN", "MACVLAN", "MACVTAP", "IPVLAN", "IPVTAP", "VXLAN", "Tunnel", "Xfrm")
 
 
 def match_keys(words: Sequence[tuple[bool, str]]) -> list[str] | None:
@@ -69,7 +69,7 @@ def _without_stacked(sections: Sequence[Section]) -> tuple[Section, ...]:
     a VLAN must not bounce the bond it sits on, and networkd creates a listed VLAN on a reload
     without taking its parent down."""
     return tuple(
-        dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key not in _STACKED_KEYS))
+        dataclasses.replace(s, entries=tuple(e for e in s.entries if e.key not in STACKED_KEYS))
         if s.name == "Network"
         else s
         for s in sections
@@ -101,6 +101,7 @@ def _naming_controllers(names: set[str], dirs: Sequence[Path]) -> list[Path]:
 class Networkd(Backend, stack=Stack.NETWORKD):
     end_of_options: ClassVar[bool] = True  # networkctl parses with getopt_long
     asynchronous = True
+    dirs: Sequence[Path] = DIRS_ON_HOST  # where networkd reads its files (tests point elsewhere)
 
     def owns(self, path: PurePosixPath) -> bool:
         if path.parent in DIRS:
@@ -160,7 +161,7 @@ class Networkd(Backend, stack=Stack.NETWORKD):
             for s in sections:
                 if s.name != "Network":
                     continue
-                for k in _CONTROLLER_KEYS + _STACKED_KEYS:
+                for k in _CONTROLLER_KEYS + STACKED_KEYS:
                     for upper in (w for v in s.values(k) for w in v.split()):
                         deps[upper] = deps.get(upper, frozenset()) | frozenset(keys)
                         if k in _CONTROLLER_KEYS:
@@ -181,16 +182,20 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         return FileConfig(fragments={names[-1]: canon}, virtual=frozenset(names[-1:]))
 
     def recreated(
-        self, ifnames: Sequence[str], run: Runner, dirs: Sequence[Path] = DIRS_ON_HOST
+        self, ifnames: Sequence[str], run: Runner, dirs: Sequence[Path] | None = None
     ) -> list[StepResult]:
         # networkd (v252) keeps a .network file whose mtime did not change on reload, with its
         # reference to the deleted bond or bridge: the ports would wait for it forever, down and
         # without a master. A new mtime makes networkd read it again and find the new link.
+        # A stacked link comes back with its parent's configuration: ``up`` creates a VLAN it
+        # can translate; for any other, the parent's file is touched (see networkd_stacked).
+        dirs = self.dirs if dirs is None else dirs
+        paths = _naming_controllers(set(ifnames), dirs)
+        for n in ifnames:
+            if vlan_argv(n, dirs) is None:
+                paths += [p for p, _ in naming_stacked(n, dirs) if p not in paths]
         t = self.settings.timeout_s
-        return [
-            command_step("touch", str(p), ["touch", "-c", "--", str(p)], run, t)
-            for p in _naming_controllers(set(ifnames), dirs)
-        ]
+        return [command_step("touch", str(p), ["touch", "-c", "--", str(p)], run, t) for p in paths]
 
     def down(
         self,
@@ -216,8 +221,10 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         out: list[StepResult] = []
         for n in ifnames:
             step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
-            # A VLAN (or other stacked link) is created by networkd itself once the reload
-            # reconfigured its parent: it may not exist yet.
+            if not step.ok and _NO_SUCH_DEVICE in (step.error or ""):
+                out += self._create_stacked(n, run)
+            # A VLAN (or other stacked link) networkd creates itself once the reload
+            # reconfigured its parent may not exist yet.
             until = time.monotonic() + min(APPEAR_S, self.settings.timeout_s)
             while (
                 not step.ok and _NO_SUCH_DEVICE in (step.error or "") and time.monotonic() < until
@@ -226,6 +233,20 @@ class Networkd(Backend, stack=Stack.NETWORKD):
                 step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
             out.append(step)
         return out
+
+    def _create_stacked(self, name: str, run: Runner) -> list[StepResult]:
+        """A missing VLAN, created as its ``.netdev`` says (networkd adopts it): waiting for
+        networkd would mean reconfiguring its parent. "File exists" means networkd was first."""
+        argv = vlan_argv(name, self.dirs)
+        if argv is None:
+            return []
+        for ifname in (name, argv[4]):  # the VLAN and its parent reach a command line
+            if (refused := self.refuse_name("create", ifname)) is not None:
+                return [refused]
+        step = command_step("create", name, argv, run, self.settings.timeout_s)
+        if not step.ok and "File exists" in (step.error or ""):
+            return [StepResult("create", name, True, "already created by networkd")]
+        return [step]
 
     def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "networkctl") or probe(
