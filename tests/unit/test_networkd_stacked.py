@@ -145,3 +145,39 @@ def test_recreated_touches_the_parent_only_for_a_vlan_up_cannot_create(tmp_path:
     steps = backend(dirs).recreated(["bond0.20"], run)
     parent = str(dirs[0] / "20-bond0.network")
     assert run.calls == [("touch", "-c", "--", parent)] and [s.ok for s in steps] == [True]
+
+
+def test_a_failed_creation_counts_only_if_the_link_never_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(networkd_mod, "APPEAR_POLL_S", 0.0)
+    monkeypatch.setattr(networkd_mod, "APPEAR_S", 0.05)
+    no_parent = Completed((), 1, "", 'Cannot find device "bond0"')
+
+    class NetworkdLater(Missing):
+        """The parent is not there yet for ``ip``; networkd creates both a moment later."""
+
+        def __call__(
+            self, argv: Sequence[str], *, timeout_s: float = 30.0, check: bool = True
+        ) -> Completed:
+            done = super().__call__(argv, timeout_s=timeout_s, check=check)
+            self.created = len(self.calls) > 3
+            return done
+
+    dirs = tree(tmp_path)
+    assert backend(dirs).up(["bond0.20"], NetworkdLater(no_parent)) == [
+        StepResult("up", "bond0.20", True)
+    ]
+    steps = backend(dirs).up(["bond0.20"], Never(no_parent))
+    assert [(s.action, s.ok) for s in steps] == [("create", False), ("up", False)]
+
+
+class Never(Missing):
+    """Neither ``ip`` nor networkd ever creates the link."""
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout_s: float = 30.0, check: bool = True
+    ) -> Completed:
+        done = super().__call__(argv, timeout_s=timeout_s, check=check)
+        self.created = False
+        return done

@@ -221,8 +221,9 @@ class Networkd(Backend, stack=Stack.NETWORKD):
         out: list[StepResult] = []
         for n in ifnames:
             step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
+            created = None
             if not step.ok and _NO_SUCH_DEVICE in (step.error or ""):
-                out += self._create_stacked(n, run)
+                created = self._create_stacked(n, run)
             # A VLAN (or other stacked link) networkd creates itself once the reload
             # reconfigured its parent may not exist yet.
             until = time.monotonic() + min(APPEAR_S, self.settings.timeout_s)
@@ -231,22 +232,26 @@ class Networkd(Backend, stack=Stack.NETWORKD):
             ):
                 time.sleep(APPEAR_POLL_S)
                 step = self._each("up", [n], ["networkctl", "reconfigure"], run)[0]
+            # A failed creation matters only if the link never came (its parent was not there
+            # yet, and networkd created both in the meantime: fine).
+            if created is not None and (created.ok or not step.ok):
+                out.append(created)
             out.append(step)
         return out
 
-    def _create_stacked(self, name: str, run: Runner) -> list[StepResult]:
+    def _create_stacked(self, name: str, run: Runner) -> StepResult | None:
         """A missing VLAN, created as its ``.netdev`` says (networkd adopts it): waiting for
         networkd would mean reconfiguring its parent. "File exists" means networkd was first."""
         argv = vlan_argv(name, self.dirs)
         if argv is None:
-            return []
+            return None
         for ifname in (name, argv[4]):  # the VLAN and its parent reach a command line
             if (refused := self.refuse_name("create", ifname)) is not None:
-                return [refused]
+                return refused
         step = command_step("create", name, argv, run, self.settings.timeout_s)
         if not step.ok and "File exists" in (step.error or ""):
-            return [StepResult("create", name, True, "already created by networkd")]
-        return [step]
+            return StepResult("create", name, True, "already created by networkd")
+        return step
 
     def why_unusable(self, run: Runner) -> str | None:
         return missing_tools(run, "networkctl") or probe(
