@@ -572,9 +572,16 @@ class Networkd(Stack):
                 run("ip", "link", "del", n, check=False)
         for n in removed & set(NICS):
             run("ip", "link", "set", n, "nomaster", check=False)
+        if redo:
+            # networkd 252 creates a VLAN from the netdev its parent's .network resolved when it
+            # was loaded, and keeps a loaded netdev while its link exists: once it has forgotten
+            # the deleted VLAN, the parent's file must be read again for the new .netdev to count
+            wait_for(
+                "networkd to forget the deleted VLANs", lambda: not redo & networkd_links(), 60
+            )
+            run("touch", "/etc/systemd/network/20-bond0.network")
         run("networkctl", "reload")
         if redo:
-            run("networkctl", "reconfigure", "bond0")
             wait_for(
                 "the VLANs back",
                 lambda: all(os.path.exists(f"/sys/class/net/{n}") for n in redo),
@@ -583,6 +590,12 @@ class Networkd(Stack):
         live = [n for n in _uppers_first(set(sc.changed)) if os.path.exists(f"/sys/class/net/{n}")]
         if live:
             run("networkctl", "reconfigure", *live)
+
+
+def networkd_links() -> set[str]:
+    """The links networkd knows of (its own list, not the kernel's)."""
+    out = run("networkctl", "list", "--no-legend", "--no-pager", check=False).stdout
+    return {f[1] for f in (line.split() for line in out.splitlines()) if len(f) > 1}
 
 
 class NetworkManager(Stack):
@@ -908,6 +921,8 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     }
     res["extra_links"] = sorted(set(after) - set(before) - {"lo"})
     res["applied"] = {n: mid.get(n) for n in sorted(sc.changed)}
+    if all(mid.get(n) == ref.get(n) for n in sc.changed):  # a rollback of nothing proves nothing
+        res["problems"].append(f"the change did not take effect: {res['applied']}")
     res["untouched"] = untouched
     res["edited"] = sorted(edited)
     res["link_changes"] = {
