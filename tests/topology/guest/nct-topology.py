@@ -559,26 +559,11 @@ class Networkd(Stack):
         run("networkctl", "reload")
 
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
-        removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
         self.write_diff(old, new)
-        # networkd never changes an existing netdev's settings (bond mode, a VLAN's MTU):
-        # recreate it; a VLAN comes back when its parent is configured again
-        om, nm = old["vlan_mtu"], new["vlan_mtu"]
-        redo = {f"bond0.{v}" for v in {*om, *nm} if om.get(v) != nm.get(v)}
-        if old["mode"] != new["mode"] or removed - set(NICS) or redo:
-            for n in _uppers_first(
-                (removed - set(NICS)) | ({"bond0"} if old["mode"] != new["mode"] else set()) | redo
-            ):
-                run("ip", "link", "del", n, check=False)
-        for n in removed & set(NICS):
-            run("ip", "link", "set", n, "nomaster", check=False)
+        redo = self.drop_stale(old, new, vlans=True)
         if redo:
             # networkd 252 creates a VLAN from the netdev its parent's .network resolved when it
-            # was loaded, and keeps a loaded netdev while its link exists: once it has forgotten
-            # the deleted VLAN, the parent's file must be read again for the new .netdev to count
-            wait_for(
-                "networkd to forget the deleted VLANs", lambda: not redo & networkd_links(), 60
-            )
+            # was loaded: the parent's file must be read again for the new .netdev to count
             run("touch", "/etc/systemd/network/20-bond0.network")
         run("networkctl", "reload")
         if redo:
@@ -591,11 +576,37 @@ class Networkd(Stack):
         if live:
             run("networkctl", "reconfigure", *live)
 
+    @staticmethod
+    def drop_stale(old: dict[str, Any], new: dict[str, Any], *, vlans: bool) -> set[str]:
+        """What an admin does by hand first, since networkd never changes an existing netdev's
+        settings (bond mode, a VLAN's MTU), removes a link whose file is gone, or releases a
+        removed bond member: delete or release them. The VLANs to be recreated are returned."""
+        removed = set(topo_ifaces(old)) - set(topo_ifaces(new)) - set(TAPS)
+        om, nm = old["vlan_mtu"], new["vlan_mtu"]
+        redo = {f"bond0.{v}" for v in {*om, *nm} if om.get(v) != nm.get(v)} if vlans else set()
+        mode = {"bond0"} if old["mode"] != new["mode"] else set()
+        deleted = (removed - set(NICS)) | mode | redo
+        for n in _uppers_first(deleted):
+            run("ip", "link", "del", n, check=False)
+        for n in removed & set(NICS):
+            run("ip", "link", "set", n, "nomaster", check=False)
+        # A reload before networkd saw a link go would keep its old netdev (and never create it)
+        wait_for("networkd to forget the deleted links", lambda: not deleted & networkd_links(), 60)
+        return redo
+
 
 def networkd_links() -> set[str]:
-    """The links networkd knows of (its own list, not the kernel's)."""
-    out = run("networkctl", "list", "--no-legend", "--no-pager", check=False).stdout
-    return {f[1] for f in (line.split() for line in out.splitlines()) if len(f) > 1}
+    """The links networkd itself knows of (its ListLinks; ``networkctl list`` asks the
+    kernel): a link leaves it when networkd has processed the deletion, and its netdev with it."""
+    argv = [
+        "busctl",
+        "--json=short",
+        "call",
+        "org.freedesktop.network1",
+        "/org/freedesktop/network1",
+    ]
+    out = run(*argv, "org.freedesktop.network1.Manager", "ListLinks").stdout
+    return {str(entry[1]) for entry in json.loads(out)["data"][0]}
 
 
 class NetworkManager(Stack):
@@ -669,6 +680,12 @@ class Netplan(Stack):
 class NetplanNetworkd(Netplan, Networkd):
     name = "netplan-networkd"
     renderer = "networkd"
+
+    def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
+        # netplan apply leaves a bond's mode, a removed member and a removed VLAN as they were
+        self.write_diff(old, new)
+        self.drop_stale(old, new, vlans=False)
+        run("netplan", "apply", timeout=300)
 
 
 class NetplanNM(Netplan, NetworkManager):
