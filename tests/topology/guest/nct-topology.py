@@ -562,9 +562,9 @@ class Networkd(Stack):
         self.write_diff(old, new)
         redo = self.drop_stale(old, new, vlans=True)
         if redo:
-            # networkd 252 creates a VLAN from the netdev its parent's .network resolved when it
-            # was loaded: the parent's file must be read again for the new .netdev to count
-            run("touch", "/etc/systemd/network/20-bond0.network")
+            # networkd 252 keeps a VLAN's netdev loaded after its link is gone and ignores its
+            # changed .netdev on reload: only a restart reads it again (and reconfigures all)
+            run("systemctl", "restart", "systemd-networkd.service")
         run("networkctl", "reload")
         if redo:
             wait_for(

@@ -4,15 +4,20 @@ how a rollback brings one back without reconfiguring that parent.
 
 networkd (v252) creates a stacked link only when it configures the parent, and ``networkctl
 reload`` reconfigures a parent only when the parent's own ``.network`` changed. A VLAN the
-rollback deleted because its ``.netdev`` changed would never come back by itself. Making
-networkd reconfigure the parent has a cost: v252 takes the parent's IPv4 addresses off and puts
-them back (it compares the configured address, whose broadcast is unset, with the kernel's, and
-drops the kernel's as foreign), so pings to the parent are lost.
+rollback deleted because its ``.netdev`` changed would never come back by itself. Worse, v252
+keeps a stacked netdev loaded after its link is gone (``netdev_drop``) and ignores a changed
+``.netdev`` of a loaded netdev on reload: reconfiguring the parent would recreate the VLAN as the
+change defined it, not as the restored file does; only a restart of networkd reads the file
+again. And reconfiguring a parent has a cost: v252 takes its IPv4 addresses off and puts them
+back (it compares the configured address, whose broadcast is unset, with the kernel's, and drops
+the kernel's as foreign), so pings to the parent are lost.
 
-So a VLAN is created here, with ``ip link add``, from its ``.netdev``. networkd adopts a link of
-the right name and kind as its netdev (``netdev_set_ifindex``) and configures it from its
+So a VLAN is created here, with ``ip link add``, from its restored ``.netdev``. networkd adopts a
+link of the right name and kind as its netdev (``netdev_set_ifindex``) and configures it from its
 ``.network``. A ``.netdev`` with a setting this translation does not know is left to networkd:
-the parent's ``.network`` is touched, so the reload reconfigures the parent.
+the parent's ``.network`` is touched, so the reload reconfigures the parent, which recreates the
+VLAN from the definition networkd has loaded (the verify reports it if that is not the one
+restored).
 """
 
 from __future__ import annotations
