@@ -577,7 +577,9 @@ class Networkd(Stack):
             run("networkctl", "reconfigure", *live)
 
     @staticmethod
-    def drop_stale(old: dict[str, Any], new: dict[str, Any], *, vlans: bool) -> set[str]:
+    def drop_stale(
+        old: dict[str, Any], new: dict[str, Any], *, vlans: bool, removed_links: bool = True
+    ) -> set[str]:
         """What an admin does by hand first, since networkd never changes an existing netdev's
         settings (bond mode, a VLAN's MTU), removes a link whose file is gone, or releases a
         removed bond member: delete or release them. The VLANs to be recreated are returned."""
@@ -585,7 +587,7 @@ class Networkd(Stack):
         om, nm = old["vlan_mtu"], new["vlan_mtu"]
         redo = {f"bond0.{v}" for v in {*om, *nm} if om.get(v) != nm.get(v)} if vlans else set()
         mode = {"bond0"} if old["mode"] != new["mode"] else set()
-        deleted = (removed - set(NICS)) | mode | redo
+        deleted = ((removed - set(NICS)) if removed_links else set()) | mode | redo
         for n in _uppers_first(deleted):
             run("ip", "link", "del", n, check=False)
         for n in removed & set(NICS):
@@ -682,9 +684,12 @@ class NetplanNetworkd(Netplan, Networkd):
     renderer = "networkd"
 
     def apply(self, old: dict[str, Any], new: dict[str, Any], sc: Scenario) -> None:
-        # netplan apply leaves a bond's mode, a removed member and a removed VLAN as they were
+        # netplan apply leaves a bond's mode and a removed member as they were. It leaves a
+        # removed VLAN too (without its address), and so does this admin: deleting it by hand
+        # makes networkd 252, restarted by netplan apply, re-enslave the bond's ports with a
+        # down/up at the next VLAN created on the bond (here the rollback's; see README).
         self.write_diff(old, new)
-        self.drop_stale(old, new, vlans=False)
+        self.drop_stale(old, new, vlans=False, removed_links=False)
         run("netplan", "apply", timeout=300)
 
 
