@@ -6,7 +6,7 @@ address changed and br0's address changed, each rolled back by the timer. Every 
 must lose 0 packets with 0 carrier or ifindex changes, the taps must stay attached, and the
 changed links must be restored exactly (see tests/topology/guest/nct-topology.py).
 
-The whole matrix (6 stacks x 8 scenarios) is ``sudo scripts/topology-test``; this subset takes
+The whole matrix (6 stacks x 9 scenarios) is ``sudo scripts/topology-test``; this subset takes
 about 2 min plus the image (~15 s when only the product changed, ~3 min on a clean machine).
 Needs root and qemu-system-x86_64, like the power-cut tier (which shares the kernel layer);
 skips with the reason otherwise, and with ``CI=true`` fails instead.
