@@ -293,3 +293,13 @@ def test_links_needs_a_worker_thread_under_asyncio(host: str) -> None:
         "result = asyncio.run(main())",
     )
     assert out[0] >= 5 and out[1] == "InternalError"
+
+
+@netns
+def test_restore_mtu_sets_back_only_what_differs(topology: Topology, host: str) -> None:
+    snapshot = capture(host)
+    ip("link", "set", "nct1", "mtu", "1400", ns=host)  # as a stale definition recreated it
+    code = "links.restore_mtu(L.LiveState.from_json(arg), ['nct0', 'nct1', 'nct9'])"
+    assert steps(host, code, snapshot) == [["restore-mtu", "nct1 mtu 1500", True]]
+    assert verify(snapshot, capture(host), ["nct0", "nct1"]) == []
+    assert steps(host, code, snapshot) == []  # nothing left to do

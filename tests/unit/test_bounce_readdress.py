@@ -6,7 +6,7 @@ scripts/topology-test: ifdown/ifup of br0 dropped both VM taps for good."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from netcfg_txn.core.model import StepResult
@@ -53,6 +53,9 @@ class FakeLinks:
         self.calls.append(("reattach", tuple(sorted(controllers))))
         self.attached = True
         return [StepResult("reattach", "tap1 master br0", True)]
+
+    def restore_mtu(self, snapshot: LiveState, ifnames: Sequence[str]) -> list[StepResult]:
+        return []
 
     def restore_routes(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
         return []

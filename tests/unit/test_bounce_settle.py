@@ -8,7 +8,8 @@ Also NetworkManager's down: a port already deactivated by its bridge is not a fa
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 from netcfg_txn.core.model import StepResult
@@ -59,6 +60,9 @@ class ScriptedLinks:
             (ROUTE,) if self.added or stack_route else (),
             (),
         )
+
+    def restore_mtu(self, snapshot: LiveState, ifnames: Sequence[str]) -> list[StepResult]:
+        return []
 
     def restore_routes(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
         now = self.capture()
@@ -159,3 +163,33 @@ def test_networkmanager_down_of_a_port_its_bridge_already_deactivated_is_ok() ->
     )
     (step,) = nm.down(["nct1"], run)
     assert not step.ok and "timeout" in (step.error or "")
+
+
+class StaleMtu(ScriptedLinks):
+    """The stack recreated nct1 from a stale definition: MTU 1400 until we set it back."""
+
+    def __init__(self) -> None:
+        super().__init__(addr_after=0, route_after=0)
+        self.mtu = 1400
+        self.asked: list[list[str]] = []
+
+    def capture(self) -> LiveState:
+        now = super().capture()
+        return LiveState((replace(NCT1, mtu=self.mtu),), now.addrs, now.routes, now.rules)
+
+    def restore_mtu(self, snapshot: LiveState, ifnames: Sequence[str]) -> list[StepResult]:
+        self.asked.append(list(ifnames))
+        self.mtu = 1500
+        return [StepResult("restore-mtu", "nct1 mtu 1500", True)]
+
+
+def test_an_mtu_the_stack_got_wrong_is_set_back_after_the_grace() -> None:
+    links = StaleMtu()
+    net = network(Stack.NETWORKD, links, route_grace_s=0.0, settle_s=5.0)
+    results = after_files(net)
+    assert [(r.action, r.ok) for r in results] == [
+        ("up", True),
+        ("restore-mtu", True),
+        ("verify", True),
+    ]
+    assert links.asked == [["nct1"]]

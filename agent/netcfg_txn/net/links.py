@@ -23,7 +23,7 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -222,6 +222,24 @@ class Links:
             results.append(self._call("reattach", f"{was.name} master {was.master}", op))
         return results
 
+    def restore_mtu(self, snapshot: LiveState, ifnames: Sequence[str]) -> list[StepResult]:
+        """Set the snapshot's MTU back on those of ``ifnames`` (lower links first) whose MTU
+        differs. A stack that recreated a link from a definition it keeps in memory, not from
+        the restored file, gets it wrong (networkd 252 never re-reads a VLAN's changed .netdev
+        while it runs): the restored config means the snapshot's MTU."""
+        try:
+            now = self.capture()
+        except Failed as e:
+            return [StepResult("restore-mtu", ",".join(ifnames), False, e.message)]
+        results = []
+        for name in ifnames:
+            was, cur = snapshot.link(name), now.link(name)
+            if was is None or cur is None or cur.mtu == was.mtu:
+                continue
+            op = _set_mtu(self._ipr, cur.index, was.mtu)
+            results.append(self._call("restore-mtu", f"{name} mtu {was.mtu}", op))
+        return results
+
     def readdress(self, snapshot: LiveState, ifnames: Iterable[str]) -> list[StepResult]:
         """Make the addresses of ``ifnames`` those of the snapshot, the links staying up:
         remove the ones the snapshot did not have, then add the missing ones."""
@@ -316,6 +334,13 @@ def _set_master(ipr: Any, index: int, master: int, *, up: bool = True) -> Callab
         return done
 
     return enslave
+
+
+def _set_mtu(ipr: Any, index: int, mtu: int) -> Callable[[], object]:
+    def set_mtu() -> object:
+        return ipr.link("set", index=index, mtu=mtu)
+
+    return set_mtu
 
 
 def _addr_del(ipr: Any, index: int, addr: AddrInfo) -> Callable[[], object]:

@@ -221,6 +221,7 @@ class StackNetwork:
                 mismatches = verify(snapshot, ln.capture(), names)
                 attempts = ln.reattach(snapshot, bounced, bounced) if mismatches and ports else []
                 if mismatches and time.monotonic() >= grace:
+                    attempts += ln.restore_mtu(snapshot, [n for n in bp.up if n in bounced])
                     attempts += ln.restore_routes(snapshot, names)
                 routes.update((r.target, r) for r in attempts)
                 if attempts:
