@@ -826,6 +826,11 @@ def stack_log(since: float, pattern: str) -> list[str]:
     return [t for t in out.splitlines() if re.search(pattern, t)][:20]
 
 
+def daemon_log(since: float) -> list[str]:
+    argv = ["journalctl", "--no-pager", "-o", "cat", f"--since=@{since:.0f}", "-u", "netcfg-txnd"]
+    return run(*argv, check=False).stdout.splitlines()
+
+
 # ------------------------------------------------------------------------------ scenarios
 
 
@@ -929,6 +934,9 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     time.sleep(1.5)
     c1 = counters(untouched)
     res["pings"] = {p.name: p.stop() for p in pingers}
+    # what the rollback did, step by step, in the daemon's words (its outcome line)
+    outcome = [t for t in daemon_log(watch.t0 - 2) if tid in t and "done:" in t]
+    res["steps"] = outcome[-1].split("done: ", 1)[1].split(", ") if outcome else []
     res["edited_pings"] = {p.name: p.stop() for p in edited_pingers}
     drops = watch.stop(ref, untouched)
     res["addr_drops"] = {n: a for n, a in drops.items() if n not in edited}
