@@ -818,17 +818,10 @@ class AddrWatch:
         return drops
 
 
-def stack_log(since: float, pattern: str) -> list[str]:
-    """The stacks' own journal lines since ``since`` (epoch seconds) that match ``pattern``."""
+def journal_since(since: float, *units: str) -> list[str]:
+    """The journal lines of ``units`` since ``since`` (epoch seconds), message text only."""
     argv = ["journalctl", "--no-pager", "-o", "cat", f"--since=@{since:.0f}"]
-    units = ("systemd-networkd", "NetworkManager")
-    out = run(*argv, *(f"-u{u}" for u in units), check=False).stdout
-    return [t for t in out.splitlines() if re.search(pattern, t)][:20]
-
-
-def daemon_log(since: float) -> list[str]:
-    argv = ["journalctl", "--no-pager", "-o", "cat", f"--since=@{since:.0f}", "-u", "netcfg-txnd"]
-    return run(*argv, check=False).stdout.splitlines()
+    return run(*argv, *(f"-u{u}" for u in units), check=False).stdout.splitlines()
 
 
 # ------------------------------------------------------------------------------ scenarios
@@ -935,14 +928,16 @@ def run_scenario(stack: Stack, name: str, ref: dict[str, dict[str, Any]]) -> dic
     c1 = counters(untouched)
     res["pings"] = {p.name: p.stop() for p in pingers}
     # what the rollback did, step by step, in the daemon's words (its outcome line)
-    outcome = [t for t in daemon_log(watch.t0 - 2) if tid in t and "done:" in t]
+    outcome = [t for t in journal_since(watch.t0 - 2, "netcfg-txnd") if tid in t and "done:" in t]
     res["steps"] = outcome[-1].split("done: ", 1)[1].split(", ") if outcome else []
     res["edited_pings"] = {p.name: p.stop() for p in edited_pingers}
     drops = watch.stop(ref, untouched)
     res["addr_drops"] = {n: a for n, a in drops.items() if n not in edited}
     res["edited_readded"] = {n: a for n, a in drops.items() if n in edited}
     if drops:  # who took them: the stack's words for reconfiguring a link
-        res["stack_log"] = stack_log(watch.t0 - 2, r"[Rr]econfigur|[Rr]emoving address")
+        said = journal_since(watch.t0 - 2, "systemd-networkd", "NetworkManager")
+        why = [t for t in said if re.search(r"[Rr]econfigur|[Rr]emoving address", t)]
+        res["stack_log"] = why[:20]
     after = link_state()
     res["diff"] = {
         n: {"want": ref.get(n), "got": after.get(n)}
